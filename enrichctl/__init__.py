@@ -1,0 +1,1 @@
+"""enrichctl: run the pipeline locally and operate the deployed one."""

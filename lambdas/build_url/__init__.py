@@ -1,0 +1,1 @@
+"""The build_url pipeline step (Lambda)."""

@@ -1,0 +1,185 @@
+"""Events and results of the pipeline steps.
+
+Every step parses its event into one of these models first (clear `InvalidInputError`
+on bad input) and returns `to_dict()` of a result model. Results stay small: counts,
+S3 keys and statuses; ID lists travel through S3 (see `storage.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from enrich_shared.errors import InvalidInputError
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,119}$")
+#: The largest `limit` a run accepts; far above any real night, it only stops typos.
+MAX_LIMIT = 100_000_000
+#: Keys a run's input (the state machine input) may carry.
+RUN_INPUT_KEYS = frozenset(
+    {"run_id", "trigger", "scheduled_time", "limit", "dry_run", "retry_of_run_id"}
+)
+TRIGGERS = frozenset({"schedule", "manual", "retry"})
+
+
+def _as_dict(event: Any, what: str) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise InvalidInputError(f"{what} must be a JSON object, got {type(event).__name__}")
+    return event
+
+
+def validate_run_id(value: Any, field_name: str = "run_id") -> str:
+    """Return `value` if it is a usable run ID (it becomes part of S3 keys)."""
+    if not isinstance(value, str) or not RUN_ID_PATTERN.match(value):
+        raise InvalidInputError(
+            f"{field_name}={value!r} is not a valid run ID: use 1-120 characters from "
+            "letters, digits and . _ : + - (starting with a letter or digit)"
+        )
+    return value
+
+
+def _require(event: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    if key not in event:
+        raise InvalidInputError(f"{what} is missing the field {key!r}")
+    value = event[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InvalidInputError(
+            f"{what} field {key!r} must be {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as the state machine was asked for it (schedule, manual start or retry).
+
+    Built from `{"input": <execution input>, "execution_id": ..., "execution_name": ...}`,
+    the payload the state machine sends to the first step of a run.
+    """
+
+    run_id: str
+    execution_id: str
+    trigger: str = "manual"
+    limit: int | None = None
+    dry_run: bool = False
+    retry_of_run_id: str | None = None
+
+    @classmethod
+    def from_event(cls, event: Any) -> RunRequest:
+        """Validate the payload; unknown input keys and bad values are `InvalidInputError`."""
+        event = _as_dict(event, "step event")
+        run_input = _as_dict(event.get("input", {}), "execution input")
+        unknown = sorted(set(run_input) - RUN_INPUT_KEYS)
+        if unknown:
+            raise InvalidInputError(
+                f"execution input has unknown field(s) {unknown}; allowed: {sorted(RUN_INPUT_KEYS)}"
+            )
+        execution_id = _require(event, "execution_id", str, "step event")
+        run_id = run_input.get("run_id") or event.get("execution_name")
+        run_id = validate_run_id(run_id)
+        trigger = run_input.get("trigger", "manual")
+        if trigger not in TRIGGERS:
+            raise InvalidInputError(f"trigger={trigger!r} must be one of {sorted(TRIGGERS)}")
+        limit = run_input.get("limit")
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                raise InvalidInputError(f"limit={limit!r} must be a whole number of rows")
+            if not 1 <= limit <= MAX_LIMIT:
+                raise InvalidInputError(f"limit={limit} must be between 1 and {MAX_LIMIT:,}")
+        dry_run = run_input.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise InvalidInputError(f"dry_run={dry_run!r} must be true or false")
+        retry_of = run_input.get("retry_of_run_id")
+        if retry_of is not None:
+            retry_of = validate_run_id(retry_of, "retry_of_run_id")
+        return cls(run_id, execution_id, trigger, limit, dry_run, retry_of)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What QueryIds returns. `status` is `claimed` (go on) or `already_ran` (stop)."""
+
+    run_id: str
+    dry_run: bool
+    status: str
+    ids_key: str | None = None
+    ids_count: int = 0
+    invalid_count: int = 0
+    duplicate_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step's JSON result."""
+        return asdict(self)
+
+    @classmethod
+    def from_event(cls, event: Any) -> QueryResult:
+        """Parse a QueryIds result handed on to the next step."""
+        event = _as_dict(event, "step event")
+        return cls(
+            run_id=validate_run_id(event.get("run_id")),
+            dry_run=bool(event.get("dry_run", False)),
+            status=_require(event, "status", str, "QueryIds result"),
+            ids_key=_require(event, "ids_key", str, "QueryIds result"),
+            ids_count=_require(event, "ids_count", int, "QueryIds result"),
+            invalid_count=int(event.get("invalid_count", 0)),
+            duplicate_count=int(event.get("duplicate_count", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One request's worth of IDs: an item of `batches.json` and InvokeEnrich's event."""
+
+    batch_id: str
+    url: str
+    ids: list[str] = field(default_factory=list)
+    #: Set on Map items (the state machine adds it); absent in `batches.json`.
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The batch as stored in `batches.json`."""
+        return {"batch_id": self.batch_id, "url": self.url, "ids": self.ids}
+
+    @classmethod
+    def from_event(cls, event: Any) -> Batch:
+        """Parse a batch item; the Map state passes it through unchanged."""
+        event = _as_dict(event, "batch event")
+        ids = _require(event, "ids", list, "batch event")
+        if not all(isinstance(i, str) for i in ids):
+            raise InvalidInputError("batch event field 'ids' must be a list of strings")
+        return cls(
+            batch_id=_require(event, "batch_id", str, "batch event"),
+            url=_require(event, "url", str, "batch event"),
+            ids=ids,
+            run_id=validate_run_id(event["run_id"]) if "run_id" in event else None,
+        )
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What BuildUrls returns."""
+
+    run_id: str
+    dry_run: bool
+    batches_key: str
+    batch_count: int
+    ids_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step's JSON result."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EnrichResult:
+    """What InvokeEnrich returns for a batch the API accepted."""
+
+    batch_id: str
+    http_status: int
+    ids_count: int
+    elapsed_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step's JSON result."""
+        return asdict(self)

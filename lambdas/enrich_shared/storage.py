@@ -1,0 +1,59 @@
+"""Where a run's data lives in the pipeline bucket, and small S3 JSON helpers.
+
+Layout (contract with the state machine and `enrichctl`):
+    runs/<run_id>/claim.json          which execution owns this run ID
+    runs/<run_id>/ids.json            clean, de-duplicated IDs (JSON array)
+    runs/<run_id>/batches.json        [{"batch_id", "url", "ids"}, ...]
+    runs/<run_id>/failed/<batch>.json one file per batch that failed for good
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+
+def run_prefix(run_id: str) -> str:
+    """`runs/<run_id>/`: everything one run writes lives below it."""
+    return f"runs/{run_id}/"
+
+
+def ids_key(run_id: str) -> str:
+    """Key of a run's clean ID list."""
+    return f"{run_prefix(run_id)}ids.json"
+
+
+def batches_key(run_id: str) -> str:
+    """Key of a run's batch list, the Distributed Map's item source."""
+    return f"{run_prefix(run_id)}batches.json"
+
+
+def claim_key(run_id: str) -> str:
+    """Key of the object that makes a run ID belong to one execution."""
+    return f"{run_prefix(run_id)}claim.json"
+
+
+def failed_prefix(run_id: str) -> str:
+    """Prefix of a run's failure record (one object per failed batch)."""
+    return f"{run_prefix(run_id)}failed/"
+
+
+def s3_client() -> Any:
+    """An S3 client; created per call site so tests under moto get a mocked one."""
+    return boto3.client("s3")
+
+
+def put_json(bucket: str, key: str, value: Any, client: Any | None = None) -> None:
+    """Write `value` as compact JSON to s3://bucket/key."""
+    body = json.dumps(value, separators=(",", ":")).encode()
+    (client or s3_client()).put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json"
+    )
+
+
+def get_json(bucket: str, key: str, client: Any | None = None) -> Any:
+    """Read and parse the JSON object at s3://bucket/key."""
+    response = (client or s3_client()).get_object(Bucket=bucket, Key=key)
+    return json.loads(response["Body"].read())

@@ -1,0 +1,1 @@
+"""The invoke_enrich pipeline step (Lambda)."""

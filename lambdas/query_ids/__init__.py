@@ -1,0 +1,1 @@
+"""The query_ids pipeline step (Lambda)."""
