@@ -1,0 +1,401 @@
+"""The two places where moto 5.2.5 is hooked so the deployed state machine runs locally.
+
+1. `moto.awslambda_simple.models.LambdaSimpleBackend.invoke` (used by moto's Step Functions
+   interpreter for `arn:aws:states:::lambda:invoke` when `"lambda": {"use_docker": False}`)
+   is redirected to our real handlers, called in-process with that function's environment.
+   Exceptions become Lambda's error envelope (`x-amz-function-error` + `errorType`), so the
+   definition's `Retry`/`Catch` rules match our error class names.
+2. `moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time` (its only use is
+   `time.sleep(interval)` before a retry) is replaced so each backoff wait is recorded, with
+   the retrier that produced it, and either skipped or really slept.
+   `RetrierDecl._eval_body` is wrapped only to know which retrier/state is waiting.
+
+`check_hooks()` verifies all of this still holds; the guard test calls it so a moto upgrade
+that moves these hooks fails loudly instead of silently running the wrong thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+PINNED_MOTO_VERSION = "5.2.5"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+RETRY_WAIT_MODES = ("skip", "real")
+
+LAMBDA_HOOK = "moto.awslambda_simple.models.LambdaSimpleBackend.invoke"
+RETRY_SLEEP_HOOK = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time"
+RETRIER_EVAL_HOOK = (
+    "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.RetrierDecl._eval_body"
+)
+ERROR_TYPE_READER = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_lambda.StateTaskServiceLambda._from_error"
+)
+
+
+class HookDriftError(RuntimeError):
+    """moto changed in a way that breaks the local runner's hooks."""
+
+
+def check_hooks() -> None:
+    """Raise `HookDriftError` naming what moved if any hook this module relies on changed."""
+    import moto
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_lambda,
+    )
+
+    problems: list[str] = []
+    if moto.__version__ != PINNED_MOTO_VERSION:
+        problems.append(
+            f"moto is {moto.__version__}, the local runner was proven on {PINNED_MOTO_VERSION} "
+            "(pinned in requirements/dev.txt)"
+        )
+    params = list(inspect.signature(LambdaSimpleBackend.invoke).parameters)
+    expected = ["self", "function_name", "qualifier", "body", "headers", "response_headers"]
+    if params != expected:
+        problems.append(f"{LAMBDA_HOOK} signature is {params}, expected {expected}")
+    if getattr(retrier_decl, "time", None) is not time:
+        problems.append(f"{RETRY_SLEEP_HOOK} is no longer the time module")
+    source = inspect.getsource(retrier_decl.RetrierDecl._eval_body)
+    if "time.sleep(" not in source:
+        problems.append(f"{RETRIER_EVAL_HOOK} no longer waits with time.sleep()")
+    for attr in ("interval_seconds", "backoff_rate", "max_delay_seconds", "jitter_strategy"):
+        if not hasattr(retrier_decl.RetrierDecl(error_equals=None), attr):  # type: ignore[arg-type]
+            problems.append(f"RetrierDecl has no attribute {attr!r}")
+    reader = inspect.getsource(state_task_service_lambda.StateTaskServiceLambda._from_error)
+    if '"errorType"' not in reader:
+        problems.append(f"{ERROR_TYPE_READER} no longer reads errorType from the Lambda payload")
+    if problems:
+        raise HookDriftError(
+            "moto hooks used by `enrichctl local` moved: "
+            + "; ".join(problems)
+            + ". Re-prove them (tests/workflow/test_moto_hooks.py) and update "
+            "enrichctl/local_run/moto_hooks.py, or pin moto back."
+        )
+
+
+@dataclass
+class LocalFunction:
+    """A Lambda function the state machine invokes, run in-process."""
+
+    name: str
+    arn: str
+    #: `package.module.function` (Lambda's handler string) or the callable itself.
+    handler: str | Callable[[Any, Any], Any]
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout_s: int = 30
+    memory_mb: int = 128
+
+    def resolve_handler(self) -> Callable[[Any, Any], Any]:
+        """Import the handler named by the Lambda handler string."""
+        if callable(self.handler):
+            return self.handler
+        module_name, _, attr = self.handler.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise HookDriftError(
+                f"cannot import handler {self.handler!r} of function {self.name}: {exc}"
+            ) from exc
+
+
+@dataclass
+class Invocation:
+    """One in-process Lambda invocation (one attempt of a Task state)."""
+
+    function: str
+    event: Any
+    started: float
+    ended: float = 0.0
+    error_type: str | None = None
+    error_message: str | None = None
+    result: Any = None
+
+    @property
+    def duration_s(self) -> float:
+        """Wall time of this invocation."""
+        return max(0.0, self.ended - self.started)
+
+
+@dataclass
+class RetryWait:
+    """One backoff wait moto's interpreter asked for before a retry."""
+
+    state: str | None
+    error: str | None
+    error_equals: list[str]
+    retry_number: int
+    interval_seconds: float
+    backoff_rate: float
+    max_delay_seconds: float
+    jitter: str
+    max_attempts: int
+    seconds: float
+    slept: bool
+
+    @property
+    def ceiling(self) -> float:
+        """The wait before jitter: interval * rate^n, capped at the max delay."""
+        raw = self.interval_seconds * self.backoff_rate**self.retry_number
+        return min(raw, self.max_delay_seconds)
+
+
+class LambdaContext:
+    """The parts of the Lambda context object our handlers and Powertools use."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + function.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's configured timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _EnvironmentGate:
+    """Applies one function's environment to os.environ while its invocations run.
+
+    os.environ is process-wide, so invocations of the SAME function share it (the Map's
+    concurrent InvokeEnrich calls stay concurrent) and a different function waits until
+    they are done. Top-level steps are sequential anyway.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active: str | None = None
+        self._count = 0
+        self._saved: dict[str, str | None] = {}
+
+    @contextlib.contextmanager
+    def use(self, name: str, env: dict[str, str]) -> Iterator[None]:
+        with self._cond:
+            while self._active not in (None, name):
+                self._cond.wait()
+            if self._count == 0:
+                self._active = name
+                self._saved = {key: os.environ.get(key) for key in env}
+                os.environ.update(env)
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._count -= 1
+                if self._count == 0:
+                    for key, value in self._saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+                    self._active = None
+                    self._cond.notify_all()
+
+
+class LocalLambdaRuntime:
+    """Runs registered functions in-process and records every invocation."""
+
+    def __init__(self, functions: list[LocalFunction] | None = None) -> None:
+        self.functions: dict[str, LocalFunction] = {}
+        self.invocations: list[Invocation] = []
+        self._lock = threading.Lock()
+        self._gate = _EnvironmentGate()
+        #: Called after each invocation (e.g. to advance a progress bar).
+        self.listeners: list[Callable[[Invocation], None]] = []
+        for function in functions or []:
+            self.register(function)
+
+    def register(self, function: LocalFunction) -> None:
+        """Make `function` invocable by name and by ARN."""
+        self.functions[function.name] = function
+
+    def lookup(self, function_name: str) -> LocalFunction | None:
+        """Find a function by name, ARN or partial ARN."""
+        name = function_name.split(":function:")[-1].split(":")[0]
+        return self.functions.get(name)
+
+    def invoke(self, function: LocalFunction, body: Any, response_headers: dict[str, Any]) -> bytes:
+        """Call the handler; return its JSON result or Lambda's error envelope."""
+        raw = body.decode() if isinstance(body, bytes) else body
+        event = json.loads(raw) if raw else {}
+        record = Invocation(function=function.name, event=event, started=time.monotonic())
+        try:
+            with self._gate.use(function.name, function.environment):
+                handler = function.resolve_handler()
+                result = handler(event, LambdaContext(function))
+            record.result = result
+            payload = json.dumps(result).encode()
+        except Exception as exc:  # every handler failure becomes Lambda's envelope
+            record.error_type = type(exc).__name__
+            record.error_message = str(exc)
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+                }
+            ).encode()
+        record.ended = time.monotonic()
+        with self._lock:
+            self.invocations.append(record)
+        for listener in list(self.listeners):
+            listener(record)
+        return payload
+
+    def invocations_of(self, name: str) -> list[Invocation]:
+        """Invocations of function `name`, in completion order."""
+        with self._lock:
+            return [i for i in self.invocations if i.function == name]
+
+
+class _RetryRecorder:
+    """Stands in for the `time` module inside retrier_decl: records (and maybe sleeps)."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in RETRY_WAIT_MODES:
+            raise ValueError(f"retry waits must be one of {RETRY_WAIT_MODES}, got {mode!r}")
+        self.mode = mode
+        self.waits: list[RetryWait] = []
+        self._lock = threading.Lock()
+        self._context = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything other than sleep() behaves like the real time module.
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        retrier, env, error = getattr(self._context, "current", (None, None, None))
+        wait = _describe_wait(retrier, env, error, seconds, slept=self.mode == "real")
+        with self._lock:
+            self.waits.append(wait)
+        if self.mode == "real":
+            time.sleep(seconds)
+
+    def wrap_eval(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        recorder = self
+
+        def _eval_body(retrier: Any, env: Any) -> Any:
+            top = env.stack[-1] if env.stack else None
+            recorder._context.current = (retrier, env, getattr(top, "error_name", None))
+            try:
+                return original(retrier, env)
+            finally:
+                recorder._context.current = (None, None, None)
+
+        return _eval_body
+
+
+def _describe_wait(
+    retrier: Any, env: Any, error: str | None, seconds: float, slept: bool
+) -> RetryWait:
+    state = None
+    retry_number = 0
+    if env is not None:
+        with contextlib.suppress(Exception):
+            state = env.states.context_object.context_object_data["State"]["Name"]
+        with contextlib.suppress(Exception):
+            retry_number = int(retrier.max_attempts._access_attempt_number(env))
+    jitter = getattr(getattr(retrier, "jitter_strategy", None), "jitter_strategy", None)
+    return RetryWait(
+        state=state,
+        error=error,
+        error_equals=[
+            getattr(e, "error_name", str(e))
+            for e in getattr(getattr(retrier, "error_equals", None), "error_names", [])
+        ],
+        retry_number=retry_number,
+        interval_seconds=float(getattr(retrier.interval_seconds, "seconds", 0)) if retrier else 0,
+        backoff_rate=float(getattr(retrier.backoff_rate, "rate", 0)) if retrier else 0,
+        max_delay_seconds=float(getattr(retrier.max_delay_seconds, "max_delays_seconds", 0))
+        if retrier
+        else 0,
+        jitter=str(jitter) if jitter is not None else "NONE",
+        max_attempts=int(getattr(retrier.max_attempts, "attempts", 0)) if retrier else 0,
+        seconds=float(seconds),
+        slept=slept,
+    )
+
+
+@dataclass
+class LocalAws:
+    """What `local_aws()` yields: the Lambda runtime and the recorded retry waits."""
+
+    runtime: LocalLambdaRuntime
+    retry_recorder: _RetryRecorder
+
+    @property
+    def retry_waits(self) -> list[RetryWait]:
+        """Backoff waits recorded so far."""
+        return list(self.retry_recorder.waits)
+
+
+@contextlib.contextmanager
+def local_aws(
+    runtime: LocalLambdaRuntime,
+    retry_waits: str = "skip",
+    region: str = "us-east-1",
+) -> Iterator[LocalAws]:
+    """moto with state machine execution on, Lambda tasks running `runtime`'s handlers."""
+    from unittest import mock
+
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    check_hooks()
+    original_invoke = LambdaSimpleBackend.invoke
+
+    def invoke(
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> Any:
+        function = runtime.lookup(function_name)
+        if function is None:  # not ours: moto's default echo behaviour
+            return original_invoke(
+                backend, function_name, qualifier, body, headers, response_headers
+            )
+        return runtime.invoke(function, body, response_headers)
+
+    recorder = _RetryRecorder(retry_waits)
+    env = {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    # Secrets cached by Powertools in an earlier run would point at an old local server.
+    parameters.clear_caches()
+    with (
+        mock.patch.dict(os.environ, env),
+        mock_aws(config=MOTO_CONFIG),
+        mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+        mock.patch.object(retrier_decl, "time", recorder),
+        mock.patch.object(
+            retrier_decl.RetrierDecl,
+            "_eval_body",
+            recorder.wrap_eval(retrier_decl.RetrierDecl._eval_body),
+        ),
+    ):
+        try:
+            yield LocalAws(runtime=runtime, retry_recorder=recorder)
+        finally:
+            parameters.clear_caches()
