@@ -1,0 +1,273 @@
+"""`enrichctl`: the developer/operator command line of the IMDB enrichment pipeline.
+
+Subcommands register themselves in `build_parser()`; each has a `_cmd_<name>(args) -> int`.
+Exit codes: 0 the run SUCCEEDED, 1 it FAILED (or crashed), 2 bad usage or configuration
+(one line on stderr says why).
+
+    enrichctl local [--rows N] [--max-concurrency N] [--api-latency-ms MS]
+                    [--api-fail-rate P] [--api-fail-status CODE] [--retry-waits real|skip]
+                    [--output-dir DIR] [--snowflake-secret-file PATH] [--api-url URL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be a share between 0 and 1")
+    return value
+
+
+def _http_error_status(text: str) -> int:
+    value = int(text)
+    if not 400 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"{value} must be an HTTP error status (400-599)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `enrichctl` parser with every subcommand."""
+    parser = _Parser(
+        prog="enrichctl",
+        description="Run and operate the nightly IMDB enrichment pipeline.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    local = commands.add_parser(
+        "local",
+        help="run the synthesized state machine on this machine (moto, no AWS account)",
+        description=(
+            "Synthesize the stack (or reuse cdk.out), start an embedded Snowflake and a local "
+            "enrichment API on 127.0.0.1, and run the deployed state machine under moto with "
+            "the real handlers in-process. Exit 0 if the run SUCCEEDED, 1 if it FAILED, "
+            "2 for bad usage or configuration."
+        ),
+    )
+    local.add_argument(
+        "--rows",
+        type=_non_negative_int,
+        metavar="N",
+        help="seed N synthetic rows instead of the shipped EIDR sample",
+    )
+    local.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="Distributed Map MaxConcurrency (synthesized with this context override)",
+    )
+    local.add_argument(
+        "--api-latency-ms",
+        type=_non_negative_int,
+        default=0,
+        metavar="MS",
+        help="delay of every local API answer (default 0)",
+    )
+    local.add_argument(
+        "--api-fail-rate",
+        type=_share,
+        default=0.0,
+        metavar="P",
+        help="share of requests the local API answers with an error (0..1, default 0)",
+    )
+    local.add_argument(
+        "--api-fail-status",
+        type=_http_error_status,
+        default=503,
+        metavar="CODE",
+        help="status of those failed answers (default 503)",
+    )
+    local.add_argument(
+        "--retry-waits",
+        choices=("real", "skip"),
+        default="skip",
+        help="sleep the state machine's backoff waits, or record and skip them (default)",
+    )
+    local.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("enrich-output"),
+        metavar="DIR",
+        help="where enriched records, the run's S3 objects and logs go (default enrich-output)",
+    )
+    local.add_argument(
+        "--snowflake-secret-file",
+        type=Path,
+        metavar="PATH",
+        help="JSON Snowflake secret of a real account to query instead of the embedded one",
+    )
+    local.add_argument(
+        "--api-url", metavar="URL", help="a real enrichment API to call instead of the local one"
+    )
+    local.add_argument(
+        "--json", action="store_true", help="print only the final summary as one JSON object"
+    )
+    local.set_defaults(handler=_cmd_local)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `enrichctl` console script and `python -m enrichctl`."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print(f"enrichctl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- local
+def _cmd_local(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from enrichctl.local_run.runner import LocalRunError, LocalRunOptions, run_local
+
+    options = LocalRunOptions(
+        rows=args.rows,
+        max_concurrency=args.max_concurrency,
+        api_latency_ms=args.api_latency_ms,
+        api_fail_rate=args.api_fail_rate,
+        api_fail_status=args.api_fail_status,
+        retry_waits=args.retry_waits,
+        output_dir=args.output_dir,
+        snowflake_secret_file=args.snowflake_secret_file,
+        api_url=args.api_url,
+    )
+    console = Console(file=sys.stdout, highlight=False)
+    view = None if args.json else _LocalView(console)
+    started = time.monotonic()
+    try:
+        report = run_local(options, on_event=view.on_event if view else None)
+    except LocalRunError as exc:
+        if view:
+            view.stop()
+        print(f"enrichctl local: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # one line, not a traceback, for an operator
+        if view:
+            view.stop()
+        print(f"enrichctl local: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if view:
+        view.stop()
+        view.show_report(report, time.monotonic() - started)
+    else:
+        print(json.dumps(report.summary()))
+    return EXIT_SUCCEEDED if report.status == "SUCCEEDED" else EXIT_FAILED
+
+
+class _LocalView:
+    """Terminal output of `enrichctl local`: notes, a live progress bar, tables."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not console.is_terminal,
+        )
+        self.task: Any = None
+        self.console.print("[bold]enrichctl local[/]: the synthesized state machine, under moto")
+
+    def on_event(self, kind: str, value: Any) -> None:
+        if kind == "template":
+            self.console.print(f"  template    {value}")
+        elif kind == "services":
+            self.console.print(f"  snowflake   {value['snowflake']}")
+            self.console.print(f"  enrichment  {value['api']}")
+        elif kind == "rewrite":
+            self.console.print(f"  [yellow]note[/]        {value}")
+        elif kind == "progress":
+            done, total = value
+            if self.task is None:
+                self.progress.start()
+                self.task = self.progress.add_task("batches", total=None)
+            self.progress.update(self.task, completed=done, total=total or None)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+    def show_report(self, report: Any, wall_s: float) -> None:
+        from rich.table import Table
+
+        states = Table(title="States", title_justify="left")
+        states.add_column("state")
+        states.add_column("status")
+        states.add_column("attempts", justify="right")
+        states.add_column("duration", justify="right")
+        for row in report.states:
+            colour = {"SUCCEEDED": "green", "FAILED": "red", "CAUGHT": "yellow"}.get(
+                row.status, "yellow"
+            )
+            states.add_row(
+                row.name, f"[{colour}]{row.status}[/]", str(row.attempts), f"{row.duration_s:.2f}s"
+            )
+        self.console.print(states)
+
+        waits = report.retry_waits
+        skipped = sum(1 for w in waits if not w.slept)
+        summary = Table(title="Summary", title_justify="left", show_header=False)
+        summary.add_column("what")
+        summary.add_column("value", justify="right")
+        summary.add_row("IDs queried (valid, unique)", str(report.ids))
+        summary.add_row("invalid IDs (rejected)", str(report.invalid_ids))
+        summary.add_row("duplicate IDs (dropped)", str(report.duplicate_ids))
+        summary.add_row("batches", str(report.batches))
+        summary.add_row("batches enriched", str(report.batches - report.failed_batches))
+        summary.add_row("batches failed", str(report.failed_batches))
+        summary.add_row("HTTP requests", str(report.http_requests))
+        summary.add_row("state transitions", str(report.state_transitions))
+        summary.add_row(
+            "retry waits", f"{len(waits)} ({skipped} skipped, {sum(w.seconds for w in waits):.1f}s)"
+        )
+        summary.add_row("run duration", f"{report.duration_s:.2f}s")
+        summary.add_row("output", str(report.output_dir))
+        self.console.print(summary)
+        colour = "green" if report.status == "SUCCEEDED" else "red"
+        line = f"[bold {colour}]{report.status}[/] run {report.run_id} in {wall_s:.1f}s"
+        if report.error:
+            line += f": {report.error}"
+            if report.cause:
+                line += f" ({report.cause[:200]})"
+        self.console.print(line)
