@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
@@ -40,6 +40,11 @@ def built_url(id_list, base_url):
     return url
 
 
+# No deadline: a loaded CI machine must not turn a slow example into a failure. 60 examples
+# per property keeps the module fast under `pytest -n 2` and still covers the edge cases
+# (hypothesis favours empty lists, limits of 1, boundary lengths).
+PROPERTY = settings(max_examples=60, deadline=None)
+
 PLAIN_BASES = [
     "https://abc123.execute-api.us-east-1.amazonaws.com/prod/lamba-tmdb",
     "http://127.0.0.1:8080/enrich",
@@ -51,7 +56,10 @@ QUERY_BASES = [
     "https://api.example.com/lamba-tmdb?",
     "https://api.example.com/lamba-tmdb?a=1&",
 ]
-imdb_ids = st.from_regex(r"tt[0-9]{7,10}", fullmatch=True)
+# `tt` + 7 to 10 digits, leading zeros included (from_regex is ~5x slower to draw).
+imdb_ids = st.integers(7, 10).flatmap(
+    lambda width: st.integers(0, 10**width - 1).map(lambda n: f"tt{n:0{width}d}")
+)
 # Anything a broken source could hold: spaces, '&', '=', '#', '+', '%', '/', non-ASCII, empty.
 any_ids = st.text(max_size=30)
 bases = st.sampled_from(PLAIN_BASES + QUERY_BASES)
@@ -77,6 +85,7 @@ def base_params(base_url: str) -> list[tuple[str, str]]:
     return parse_qsl(urlsplit(base_url).query, keep_blank_values=True)
 
 
+@PROPERTY
 @given(cases())
 def test_every_id_in_exactly_one_batch_in_input_order(case):
     base, ids, max_ids, max_len = case
@@ -85,6 +94,7 @@ def test_every_id_in_exactly_one_batch_in_input_order(case):
     assert all(b.ids for b in batches), "no empty batch"
 
 
+@PROPERTY
 @given(cases())
 def test_no_batch_over_either_limit(case):
     base, ids, max_ids, max_len = case
@@ -93,6 +103,7 @@ def test_no_batch_over_either_limit(case):
         assert len(batch.url) <= max_len
 
 
+@PROPERTY
 @given(cases())
 def test_batches_are_filled_greedily(case):
     """A batch is closed only when the next ID would break a limit (no needless requests)."""
@@ -103,6 +114,7 @@ def test_batches_are_filled_greedily(case):
         assert len(batch.ids) == max_ids or len(batch.url) + len(next_part) > max_len
 
 
+@PROPERTY
 @given(cases())
 def test_urls_round_trip_through_parse_qsl_and_keep_the_base(case):
     base, ids, max_ids, max_len = case
@@ -121,6 +133,7 @@ def test_urls_round_trip_through_parse_qsl_and_keep_the_base(case):
         assert params[len(kept) :] == [("ids", i) for i in batch.ids]
 
 
+@PROPERTY
 @given(cases(), st.sampled_from(PLAIN_BASES))
 def test_urls_round_trip_through_parse_qs(case, base):
     _, ids, max_ids, _ = case
@@ -129,6 +142,7 @@ def test_urls_round_trip_through_parse_qs(case, base):
         assert parsed == ({"ids": batch.ids} if batch.ids else {})
 
 
+@PROPERTY
 @given(st.lists(imdb_ids, min_size=1, max_size=70), st.sampled_from(PLAIN_BASES))
 def test_up_to_70_valid_ids_give_exactly_the_seed_url(ids, base):
     batches = build_urls(base, ids)
@@ -136,6 +150,7 @@ def test_up_to_70_valid_ids_give_exactly_the_seed_url(ids, base):
     assert batches[0].url == built_url(ids, base)
 
 
+@PROPERTY
 @given(st.lists(imdb_ids, max_size=400), st.sampled_from(PLAIN_BASES), st.integers(1, 100))
 def test_every_batch_of_valid_ids_is_the_seed_url_of_its_ids(ids, base, max_ids):
     batches = build_urls(base, ids, max_ids)
@@ -144,6 +159,7 @@ def test_every_batch_of_valid_ids_is_the_seed_url_of_its_ids(ids, base, max_ids)
         assert batch.url == built_url(batch.ids, base)
 
 
+@PROPERTY
 @given(cases())
 def test_batch_ids_are_zero_padded_and_in_order(case):
     base, ids, max_ids, max_len = case
@@ -151,7 +167,7 @@ def test_batch_ids_are_zero_padded_and_in_order(case):
     assert [b.batch_id for b in batches] == [f"{n:06d}" for n in range(1, len(batches) + 1)]
 
 
-@settings(suppress_health_check=[HealthCheck.filter_too_much])
+@PROPERTY
 @given(bases, st.lists(any_ids, min_size=1, max_size=40), st.integers(0, 60))
 def test_id_that_cannot_fit_alone_is_an_error(base, ids, room):
     max_len = len(url_prefix(base)) + len("ids=") + room
@@ -199,12 +215,12 @@ def test_unusable_configuration_is_a_clear_error(base, max_ids, max_len, match):
         build_urls(base, ["tt0000001"], max_ids, max_len)
 
 
-def test_a_million_ids():
-    """A big night: 1,000,000 IDs split into ceil(n / 70) seed-shaped URLs."""
-    ids = [f"tt{n:07d}" for n in range(1_000_000)]
+def test_a_big_night():
+    """300,000 IDs split into ceil(n / 70) seed-shaped URLs (1,000,000 take ~0.9 s)."""
+    ids = [f"tt{n:07d}" for n in range(300_000)]
     batches = build_urls(PLAIN_BASES[0], ids)
-    assert len(batches) == 14_286
-    assert batches[-1].ids == ids[-(1_000_000 % 70) :]
+    assert len(batches) == 4_286
+    assert batches[-1].ids == ids[-(300_000 % 70) :]
     assert batches[1234].url == built_url(ids[1234 * 70 : 1235 * 70], PLAIN_BASES[0])
 
 
