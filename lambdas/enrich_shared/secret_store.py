@@ -5,6 +5,7 @@ Secret values are returned to the caller and never logged here; callers must not
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
@@ -13,6 +14,25 @@ from enrich_shared.errors import ConfigurationError
 
 #: Seconds a secret is cached in a warm function before it is read again.
 SECRET_CACHE_SECONDS = 300
+#: Libraries that log HTTP request/response bodies at DEBUG; a secret's value is one of them.
+SECRET_BEARING_LOGGERS = ("botocore", "boto3", "urllib3")
+
+
+def guard_secret_bearing_loggers() -> None:
+    """Keep botocore/boto3/urllib3 at INFO or above, whatever the root logger's level.
+
+    botocore logs GetSecretValue's response body at DEBUG, and Lambda's log level control
+    (or a debugging session) can put the root logger at DEBUG. Measured: with the root
+    logger at DEBUG the Snowflake password appeared in the log; with this guard it does not.
+    """
+    for name in SECRET_BEARING_LOGGERS:
+        library_logger = logging.getLogger(name)
+        # Its own level, not the effective one: NOTSET would follow the root down to DEBUG.
+        if library_logger.level < logging.INFO:
+            library_logger.setLevel(logging.INFO)
+
+
+guard_secret_bearing_loggers()
 
 
 def get_secret_json(name: str) -> dict[str, Any]:
