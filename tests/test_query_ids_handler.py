@@ -64,7 +64,6 @@ class LambdaContext:
 def snow():
     with EmbeddedSnowflake() as server:
         server.seed_rows(ROWS)
-        server.seed_synthetic(BIG_ROWS, table="ORGS_IMDB_100K")
         yield server
 
 
@@ -310,6 +309,7 @@ def test_100k_rows_stream_with_bounded_memory(snow, aws, monkeypatch):
     fetchmany(FETCH_BATCH_SIZE) and never fetchall, and the handler's peak (tracemalloc)
     is below the memory of the fetched result held as Python rows.
     """
+    snow.seed_synthetic(BIG_ROWS, table="ORGS_IMDB_100K")
     put_secret(monkeypatch, snow.secret())
     monkeypatch.setenv(
         "SNOWFLAKE_QUERY", "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM ORGS_IMDB_100K"
