@@ -1,0 +1,199 @@
+"""The three pipeline steps as Lambda functions, each with its own least-privilege role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stacks.bundling import step_code
+from stacks.config import PipelineConfig, log_retention
+
+SERVICE_NAME = "imdb-enrichment"
+METRICS_NAMESPACE = "ImdbEnrichment"
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+#: BuildUrls reads one ID list and writes one batch list: seconds, even for millions of IDs.
+BUILD_URL_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """How one step is deployed."""
+
+    step: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]
+
+
+class PipelineFunctions(Construct):
+    """QueryIds, BuildUrls and InvokeEnrich; handlers are `<step>.handler.lambda_handler`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._bucket = bucket
+        common = {
+            "BUCKET_NAME": bucket.bucket_name,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+        }
+        sf = config.snowflake
+        en = config.enrichment
+
+        # Snowflake's client timeouts are derived from the Lambda timeout (see config.py),
+        # so the connector gives up with a clear error before Lambda kills the function.
+        self.query_ids = self._function(
+            "QueryIds",
+            StepSpec(
+                "query_ids",
+                memory_mb=1024,  # the connector and row streaming want CPU more than memory
+                timeout_s=sf.timeout_seconds,
+                environment={
+                    **common,
+                    "SNOWFLAKE_SECRET_NAME": sf.secret_name,
+                    "SNOWFLAKE_QUERY": sf.query,
+                    "SNOWFLAKE_ID_COLUMN": sf.id_column,
+                    "SNOWFLAKE_LOGIN_TIMEOUT_S": str(sf.login_timeout_s),
+                    "SNOWFLAKE_NETWORK_TIMEOUT_S": str(sf.network_timeout_s),
+                    "SNOWFLAKE_STATEMENT_TIMEOUT_S": str(sf.statement_timeout_s),
+                    "FETCH_BATCH_SIZE": str(sf.fetch_batch_size),
+                },
+            ),
+        )
+        self.build_url = self._function(
+            "BuildUrls",
+            StepSpec(
+                "build_url",
+                memory_mb=512,
+                timeout_s=BUILD_URL_TIMEOUT_S,
+                environment={
+                    **common,
+                    "ENRICH_BASE_URL": en.base_url,
+                    "MAX_IDS_PER_REQUEST": str(en.max_ids_per_request),
+                    "MAX_URL_LENGTH": str(en.max_url_length),
+                },
+            ),
+        )
+        enrich_env = {
+            **common,
+            "HTTP_CONNECT_TIMEOUT_S": str(en.connect_timeout_s),
+            "HTTP_READ_TIMEOUT_S": str(en.timeout_seconds),
+            "API_KEY_HEADER": en.api_key_header,
+        }
+        if en.api_key_secret_name:
+            enrich_env["API_KEY_SECRET_NAME"] = en.api_key_secret_name
+        self.invoke_enrich = self._function(
+            "InvokeEnrich",
+            StepSpec(
+                "invoke_enrich",
+                memory_mb=256,  # one HTTP GET at a time
+                timeout_s=en.lambda_timeout_s,
+                environment=enrich_env,
+            ),
+        )
+        self._grant_permissions()
+
+    @property
+    def all(self) -> list[lambda_.Function]:
+        """The three functions, in pipeline order."""
+        return [self.query_ids, self.build_url, self.invoke_enrich]
+
+    def _function(self, name: str, spec: StepSpec) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self,
+            f"{name}Logs",
+            retention=log_retention(self._config.log_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{name} step of the IMDB enrichment pipeline (least privilege)",
+        )
+        # Only its own log group: no AWSLambdaBasicExecutionRole (logs:* on every group).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            name,
+            description=f"IMDB enrichment: {name}",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"{spec.step}.handler.lambda_handler",
+            code=step_code(spec.step),
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
+            environment=spec.environment,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        function.node.add_dependency(role)
+        return function
+
+    def _objects(self, *patterns: str) -> list[str]:
+        return [self._bucket.arn_for_objects(p) for p in patterns]
+
+    def _grant_permissions(self) -> None:
+        snowflake_secret = secretsmanager.Secret.from_secret_name_v2(
+            self, "SnowflakeSecret", self._config.snowflake.secret_name
+        )
+        snowflake_secret.grant_read(self.query_ids)
+        # QueryIds claims the run (claim.json, conditional put) and writes the clean IDs.
+        self.query_ids.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=self._objects("runs/*/claim.json", "runs/*/ids.json"),
+            )
+        )
+        self.query_ids.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=self._objects("runs/*/claim.json")
+            )
+        )
+        # BuildUrls reads IDs (normal run) or an earlier run's failure record (retry run)
+        # and writes the batch list the Distributed Map reads.
+        self.build_url.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=self._objects("runs/*/ids.json", "runs/*/failed/*"),
+            )
+        )
+        self.build_url.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=self._objects("runs/*/batches.json")
+            )
+        )
+        self.build_url.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self._bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}},
+            )
+        )
+        api_key = self._config.enrichment.api_key_secret_name
+        if api_key:
+            secretsmanager.Secret.from_secret_name_v2(self, "ApiKeySecret", api_key).grant_read(
+                self.invoke_enrich
+            )

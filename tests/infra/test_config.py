@@ -1,0 +1,215 @@
+"""Configuration validation: every bad value stops synth with one message (key, value, fix)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from typing import Any
+
+import pytest
+
+from stacks.config import (
+    DEFAULTS,
+    ConfigError,
+    dst_gaps,
+    load_config,
+    parse_cron_times,
+)
+from stacks.synth import cdk_json_context
+
+TODAY = date(2026, 11, 25)
+
+
+def config_with(**dotted: Any):
+    """Load cdk.json's configuration with `pipeline.<dotted key>` overrides."""
+    context = cdk_json_context()
+    context.update({f"pipeline.{k.replace('__', '.')}": v for k, v in dotted.items()})
+    return load_config(context, today=TODAY)
+
+
+def error_of(**dotted: Any) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        config_with(**dotted)
+    return str(excinfo.value)
+
+
+def test_cdk_json_holds_every_key_with_the_code_defaults() -> None:
+    pipeline = cdk_json_context()["pipeline"]
+    expected = copy.deepcopy(DEFAULTS)
+    expected["enrichment"]["baseUrl"] = pipeline["enrichment"]["baseUrl"]
+    assert pipeline == expected
+
+
+def test_defaults_load_and_derive_client_timeouts_below_lambda_timeouts() -> None:
+    config = config_with()
+    assert config.schedule.cron == "cron(0 2 * * ? *)"
+    assert config.schedule.timezone == "UTC"
+    sf = config.snowflake
+    assert sf.login_timeout_s < sf.timeout_seconds
+    assert sf.network_timeout_s <= sf.statement_timeout_s < sf.timeout_seconds
+    en = config.enrichment
+    assert en.connect_timeout_s + en.timeout_seconds < en.lambda_timeout_s
+
+
+def test_dotted_override_and_json_strings_from_the_cli_are_applied() -> None:
+    config = config_with(
+        schedule__cron="cron(15 3 * * ? *)",
+        enrichment__maxConcurrency="25",
+        alarms__emails='["ops@example.com"]',
+    )
+    assert config.schedule.cron == "cron(15 3 * * ? *)"
+    assert config.enrichment.max_concurrency == 25
+    assert config.alarms.emails == ("ops@example.com",)
+
+
+def test_whole_object_override_as_json_string() -> None:
+    context = {"pipeline": '{"enrichment": {"baseUrl": "https://api.example.org/x"}}'}
+    assert load_config(context, today=TODAY).enrichment.base_url == "https://api.example.org/x"
+
+
+def test_unknown_key() -> None:
+    message = error_of(enrichment__maxConcurency=5)
+    assert "pipeline.enrichment.maxConcurency=5 is not a known configuration key" in message
+    assert "maxConcurrency" in message  # the fix lists the real keys
+
+
+def test_unknown_top_level_key_in_the_object() -> None:
+    with pytest.raises(ConfigError, match=r"pipeline\.shedule=\{\} is not a known"):
+        load_config({"pipeline": {"shedule": {}}}, today=TODAY)
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        ("0 2 * * ? *", "it must look like cron(...)"),
+        ("cron(0 2 * * *)", "it has 5 fields inside cron(...), Scheduler needs 6"),
+        ("cron(0 25 * * ? *)", "25 is outside 0-23"),
+        ("cron(0 2 * * * *)", "exactly one of day-of-month and day-of-week must be ?"),
+        ("rate(1 day)", "it must look like cron(...)"),
+    ],
+)
+def test_malformed_cron(cron: str, problem: str) -> None:
+    message = error_of(schedule__cron=cron)
+    assert f"pipeline.schedule.cron={cron!r} is not a valid Scheduler cron expression" in message
+    assert problem in message
+    assert "fix: use cron(minutes hours day-of-month month day-of-week year)" in message
+
+
+def test_unknown_time_zone() -> None:
+    message = error_of(schedule__timezone="Mars/Olympus_Mons")
+    assert "pipeline.schedule.timezone='Mars/Olympus_Mons' is not a known IANA time zone" in message
+    assert "fix:" in message and "Europe/Paris" in message
+
+
+def test_time_zone_with_wrong_case_suggests_the_right_name() -> None:
+    assert "did you mean 'Europe/Paris'?" in error_of(schedule__timezone="europe/paris")
+
+
+def test_non_https_base_url() -> None:
+    message = error_of(enrichment__baseUrl="http://api.example.com/lamba-tmdb")
+    assert (
+        "pipeline.enrichment.baseUrl='http://api.example.com/lamba-tmdb' is not an https URL"
+        in (message)
+    )
+    assert "fix: use https://<host>/<path>" in message
+
+
+def test_missing_base_url() -> None:
+    with pytest.raises(ConfigError, match=r"pipeline\.enrichment\.baseUrl=None is required"):
+        load_config({}, today=TODAY)
+
+
+def test_malformed_email() -> None:
+    message = error_of(alarms__emails=["ops@example.com", "oncall-at-example.com"])
+    assert "pipeline.alarms.emails[1]='oncall-at-example.com' is not an e-mail address" in message
+    assert "fix: use name@domain.tld" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("enrichment__maxConcurrency", 0, "from 1 to 10000"),
+        ("enrichment__maxIdsPerRequest", 5000, "from 1 to 1000"),
+        ("alarms__missedRunHours", 500, "from 2 to 168"),
+        ("snowflake__timeoutSeconds", 901, "from 60 to 900"),
+        ("retention__runDataDays", 0, "from 1 to 3650"),
+        ("enrichment__retry__maxAttempts", 11, "from 0 to 10"),
+        ("snowflake__retry__backoffRate", 0.5, "from 1.0 to 10.0"),
+    ],
+)
+def test_out_of_range_numbers(key: str, value: Any, expected: str) -> None:
+    message = error_of(**{key: value})
+    dotted = "pipeline." + key.replace("__", ".")
+    assert f"{dotted}={value!r} is out of range; fix: use a number {expected}" in message
+
+
+def test_not_a_number() -> None:
+    assert "pipeline.enrichment.maxConcurrency='ten' is not a whole number" in error_of(
+        enrichment__maxConcurrency="ten"
+    )
+
+
+def test_log_retention_must_be_a_cloudwatch_value() -> None:
+    message = error_of(retention__logDays=31)
+    assert "pipeline.retention.logDays=31 is not a retention CloudWatch Logs accepts" in message
+    assert "30" in message and "60" in message
+
+
+def test_cron_in_the_spring_forward_gap_is_refused_with_a_safe_time() -> None:
+    message = error_of(schedule__timezone="America/New_York", schedule__cron="cron(30 2 * * ? *)")
+    assert "pipeline.schedule.cron='cron(30 2 * * ? *)' fires at 02:30 in America/New_York" in (
+        message
+    )
+    assert "does not exist on 2027-03-14" in message
+    assert "clocks jump from 02:00 to 03:00 for daylight saving" in message
+    assert "e.g. cron(0 3 * * ? *)" in message
+
+
+def test_cron_outside_the_gap_is_accepted_in_a_dst_zone() -> None:
+    config = config_with(schedule__timezone="America/New_York", schedule__cron="cron(0 3 * * ? *)")
+    assert config.schedule.timezone == "America/New_York"
+
+
+def test_every_hour_cron_hits_the_gap_too() -> None:
+    message = error_of(schedule__timezone="Europe/Paris", schedule__cron="cron(0 * * * ? *)")
+    assert "fires at 02:00 in Europe/Paris" in message
+
+
+def test_half_hour_dst_zone_gap_is_found() -> None:
+    gaps = dst_gaps("Australia/Lord_Howe", TODAY)
+    assert [(g.start.isoformat(), g.end.isoformat()) for g in gaps] == [("02:00:00", "02:30:00")]
+
+
+def test_utc_has_no_gaps() -> None:
+    assert dst_gaps("UTC", TODAY) == []
+
+
+def test_cron_times_expand_lists_ranges_and_steps() -> None:
+    assert parse_cron_times("cron(0/30 1-2 ? * MON-FRI *)") == [(1, 0), (1, 30), (2, 0), (2, 30)]
+
+
+def test_half_configured_slack_is_refused() -> None:
+    message = error_of(alarms__slackWorkspaceId="T0123ABCD")
+    assert "pipeline.alarms.slackChannelId=None is missing while the other Slack key is set" in (
+        message
+    )
+
+
+def test_retry_budget_beyond_the_express_child_limit_is_refused() -> None:
+    message = error_of(
+        enrichment__timeoutSeconds=120,
+        enrichment__retry__maxAttempts=5,
+    )
+    assert "pipeline.enrichment.retry=" in message
+    assert "beyond the 300 s an Express child execution may live" in message
+
+
+def test_max_delay_below_interval_is_refused() -> None:
+    message = error_of(snowflake__retry__intervalSeconds=60, snowflake__retry__maxDelaySeconds=30)
+    assert "pipeline.snowflake.retry.maxDelaySeconds=30 is below" in message
+
+
+def test_several_problems_are_reported_together() -> None:
+    message = error_of(enrichment__baseUrl="ftp://x", logLevel="LOUD")
+    assert message.startswith("Invalid pipeline configuration (2 problems):")
+    assert "pipeline.logLevel='LOUD' is not a log level" in message
