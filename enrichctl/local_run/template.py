@@ -8,9 +8,11 @@ Synth costs 10-20 s (jsii starts node), so the result is cached under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,9 @@ def sources_hash(root: Path = REPO_ROOT, overrides: dict[str, Any] | None = None
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     digest.update(json.dumps(overrides or {}, sort_keys=True).encode())
+    for package in ("aws-cdk-lib", "cdk-nag"):  # a CDK upgrade changes the template too
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            digest.update(f"{package}=={metadata.version(package)}".encode())
     return digest.hexdigest()[:16]
 
 
