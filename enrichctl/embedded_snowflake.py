@@ -116,11 +116,11 @@ class EmbeddedSnowflake:
             return False
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 10 s) and remove its log."""
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and remove its log."""
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=10)

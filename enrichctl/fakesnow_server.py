@@ -33,6 +33,8 @@ adapted_routes = [
 sock = socket.socket()
 sock.bind((sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1", 0))
 print(f"FAKESNOW_PORT={sock.getsockname()[1]}", flush=True)
-uvicorn.Server(uvicorn.Config(Starlette(routes=adapted_routes), log_level="warning")).run(
-    sockets=[sock]
+# Clients keep idle connections open: do not wait for them when asked to stop.
+config = uvicorn.Config(
+    Starlette(routes=adapted_routes), log_level="warning", timeout_graceful_shutdown=1
 )
+uvicorn.Server(config).run(sockets=[sock])

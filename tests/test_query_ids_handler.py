@@ -315,7 +315,8 @@ def test_100k_rows_stream_with_bounded_memory(snow, aws, monkeypatch):
         "SNOWFLAKE_QUERY", "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM ORGS_IMDB_100K"
     )
     monkeypatch.setenv("FETCH_BATCH_SIZE", "5000")
-    cursor_class = type(snow.connect().cursor())
+    with snow.connect() as conn:
+        cursor_class = type(conn.cursor())
     calls: list[tuple[str, object]] = []
     real_fetchmany, real_fetchall = cursor_class.fetchmany, cursor_class.fetchall
 
