@@ -142,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `enrichctl` console script and `python -m enrichctl`."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) and bad usage (2) return instead of exiting
+        return int(exc.code or 0)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -167,6 +170,11 @@ def _cmd_local(args: argparse.Namespace) -> int:
         snowflake_secret_file=args.snowflake_secret_file,
         api_url=args.api_url,
     )
+    try:
+        options.validate()  # before any output: bad usage prints one line and nothing else
+    except LocalRunError as exc:
+        print(f"enrichctl local: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     console = Console(file=sys.stdout, highlight=False)
     view = None if args.json else _LocalView(console)
     started = time.monotonic()

@@ -18,6 +18,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -126,7 +127,8 @@ class LocalPipeline:
 
     Args:
         template: the synthesized CloudFormation template.
-        snowflake_secret: JSON of the Snowflake secret (embedded server or a real account).
+        snowflake_secret: JSON of the Snowflake secret (embedded server or a real account);
+            None to set it later with `set_snowflake_secret()` (before the first run).
         api_base_url: what ENRICH_BASE_URL becomes locally.
         retry_waits: "skip" (record only) or "real" (sleep them).
         env_overrides: extra environment for every function (e.g. shorter timeouts in tests).
@@ -139,7 +141,7 @@ class LocalPipeline:
         self,
         template: dict[str, Any],
         *,
-        snowflake_secret: dict[str, Any],
+        snowflake_secret: dict[str, Any] | None,
         api_base_url: str,
         retry_waits: str = "skip",
         env_overrides: dict[str, str] | None = None,
@@ -209,10 +211,10 @@ class LocalPipeline:
             s3.create_bucket(Bucket=name)
 
         secrets = boto3.client("secretsmanager")
+        if self.snowflake_secret is not None:
+            self.set_snowflake_secret(self.snowflake_secret)
         for function in self.functions.values():
             env = function.environment
-            if env.get("SNOWFLAKE_SECRET_NAME"):
-                self._put_secret(secrets, env["SNOWFLAKE_SECRET_NAME"], self.snowflake_secret)
             if env.get("API_KEY_SECRET_NAME"):
                 self._put_secret(secrets, env["API_KEY_SECRET_NAME"], LOCAL_API_KEY)
 
@@ -245,6 +247,17 @@ class LocalPipeline:
                 f"moto rejected the synthesized definition: {exc}. moto 5.2.5 does not accept "
                 "ItemBatcher or an integer ToleratedFailurePercentage (see DESIGN.md)"
             ) from exc
+
+    def set_snowflake_secret(self, value: dict[str, Any]) -> None:
+        """Store the Snowflake secret under the name QueryIds reads (SNOWFLAKE_SECRET_NAME)."""
+        import boto3
+
+        self.snowflake_secret = value
+        secrets = boto3.client("secretsmanager")
+        for function in self.functions.values():
+            name = function.environment.get("SNOWFLAKE_SECRET_NAME")
+            if name:
+                self._put_secret(secrets, name, value)
 
     @staticmethod
     def _put_secret(client: Any, name: str, value: Any) -> None:
@@ -593,26 +606,34 @@ def read_secret_file(path: Path) -> dict[str, Any]:
     return value
 
 
+def _stream_handlers() -> Iterator[logging.StreamHandler[Any]]:
+    for name in list(logging.root.manager.loggerDict):
+        for handler in getattr(logging.getLogger(name), "handlers", []):
+            if isinstance(handler, logging.StreamHandler):
+                yield handler
+
+
 @contextlib.contextmanager
 def _handler_output_to(stream: Any) -> Iterator[None]:
     """Send handler logs (Powertools Logger) and metrics (printed EMF) to `stream`."""
-    touched: list[tuple[logging.StreamHandler[Any], Any]] = []
-    for logger in [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]:
-        for handler in getattr(logger, "handlers", []):
-            if isinstance(handler, logging.StreamHandler) and handler.stream in (
-                sys.stdout,
-                sys.__stdout__,
-            ):
-                touched.append((handler, handler.setStream(stream)))
+    stdout = sys.stdout
+    for handler in _stream_handlers():
+        if handler.stream in (stdout, sys.__stdout__):
+            handler.setStream(stream)
     quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("moto", "botocore")]
     for logger, _ in quiet:
         logger.setLevel(logging.CRITICAL)  # moto logs every failed state at ERROR
     try:
-        with contextlib.redirect_stdout(stream):
+        with contextlib.redirect_stdout(stream), warnings.catch_warnings():
+            # Powertools warns on stderr when a failing handler published no metric.
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
             yield
     finally:
-        for handler, previous in touched:
-            handler.setStream(previous)
+        # Includes loggers created during the run (handlers imported for the first time):
+        # they captured `stream` as their stdout, which is about to be closed.
+        for handler in _stream_handlers():
+            if handler.stream is stream:
+                handler.setStream(stdout)
         for logger, level in quiet:
             logger.setLevel(level)
 
@@ -635,7 +656,6 @@ def run_local(
     `on_event(kind, value)` receives "template" (where it came from), "rewrite" (each
     definition rewrite), "services" (dict), "progress" ((done, total)) as the run goes.
     """
-    from enrichctl.embedded_snowflake import EmbeddedSnowflake, EmbeddedSnowflakeError
     from enrichctl.local_api import LocalEnrichApi
     from enrichctl.local_run.template import SynthError, load_template
 
@@ -652,21 +672,8 @@ def run_local(
         emit("template", source)
 
     with contextlib.ExitStack() as stack:
-        # Embedded Snowflake (unless a real account's secret is given).
-        if options.snowflake_secret_file is not None:
-            secret = read_secret_file(options.snowflake_secret_file)
-            snowflake_desc = f"Snowflake account {secret.get('account')} (from secret file)"
-        else:
-            try:
-                snow = stack.enter_context(EmbeddedSnowflake())
-            except EmbeddedSnowflakeError as exc:
-                raise LocalRunError(str(exc).splitlines()[0]) from exc
-            seeded = (
-                snow.seed_sample() if options.rows is None else snow.seed_synthetic(options.rows)
-            )
-            secret = snow.secret()
-            what = "sample EIDR rows" if options.rows is None else "synthetic rows"
-            snowflake_desc = f"embedded Snowflake 127.0.0.1:{snow.port} ({seeded} {what})"
+        # The embedded Snowflake starts and seeds (~2-3 s) while moto and the API come up.
+        snowflake_job = _start_snowflake(options, stack)
 
         # Local enrichment API (unless a real one is given).
         api: Any = None
@@ -685,12 +692,11 @@ def run_local(
             )
             base_url = api.base_url
             api_desc = f"local API {base_url}"
-        emit("services", {"snowflake": snowflake_desc, "api": api_desc})
 
         log_file = stack.enter_context((output_dir / "lambda.log").open("w"))
         pipeline = LocalPipeline(
             template,
-            snowflake_secret=secret,
+            snowflake_secret=None,
             api_base_url=base_url,
             retry_waits=options.retry_waits,
             log_stream=log_file,
@@ -701,6 +707,9 @@ def run_local(
             emit("rewrite", rewrite)
         stack.enter_context(_handler_output_to(log_file))
         stack.enter_context(pipeline)
+        secret, snowflake_desc = snowflake_job()
+        pipeline.set_snowflake_secret(secret)
+        emit("services", {"snowflake": snowflake_desc, "api": api_desc})
         run_id = options.run_id or default_run_id()
         report = pipeline.run(
             {"run_id": run_id, "trigger": "manual"},
@@ -710,6 +719,52 @@ def run_local(
         pipeline.export_run(report.run_id, output_dir / "s3")
     _write_run_files(report, output_dir)
     return report
+
+
+def _start_snowflake(
+    options: LocalRunOptions, stack: contextlib.ExitStack
+) -> Callable[[], tuple[dict[str, Any], str]]:
+    """Start (in a thread) the embedded Snowflake, or read a real account's secret.
+
+    Returns a function that waits for it and gives (secret JSON, description).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from enrichctl.embedded_snowflake import EmbeddedSnowflake, EmbeddedSnowflakeError
+
+    if options.snowflake_secret_file is not None:
+        secret = read_secret_file(options.snowflake_secret_file)
+        desc = f"Snowflake account {secret.get('account')} (from {options.snowflake_secret_file})"
+        return lambda: (secret, desc)
+
+    snow = EmbeddedSnowflake()
+
+    def start() -> tuple[dict[str, Any], str]:
+        snow.start()
+        if options.rows is None:
+            seeded, what = snow.seed_sample(), "sample EIDR rows"
+        else:
+            seeded, what = snow.seed_synthetic(options.rows), "synthetic rows"
+        return snow.secret(), f"embedded Snowflake 127.0.0.1:{snow.port} ({seeded} {what})"
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-snowflake")
+    future = executor.submit(start)
+
+    def cleanup() -> None:
+        with contextlib.suppress(Exception):
+            future.result()  # never stop a server that is still starting
+        snow.stop()
+        executor.shutdown(wait=True)
+
+    stack.callback(cleanup)
+
+    def result() -> tuple[dict[str, Any], str]:
+        try:
+            return future.result()
+        except EmbeddedSnowflakeError as exc:
+            raise LocalRunError(str(exc).splitlines()[0]) from exc
+
+    return result
 
 
 def _write_run_files(report: RunReport, output_dir: Path) -> None:
