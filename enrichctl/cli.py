@@ -213,6 +213,9 @@ class _LocalView:
             console=console,
             transient=False,
             disable=not console.is_terminal,
+            # Handler output goes to lambda.log; rich must not re-route stdout to the screen.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.task: Any = None
         self.console.print("[bold]enrichctl local[/]: the synthesized state machine, under moto")

@@ -250,8 +250,8 @@ def _rewrite_map_children(states: dict[str, Any], rewrites: list[str], path: str
             if config.get("ExecutionType") == "EXPRESS":
                 config["ExecutionType"] = "STANDARD"
                 rewrites.append(
-                    f'{path}{name}: map children "ExecutionType": "EXPRESS" -> "STANDARD" '
-                    "(moto runs only STANDARD children; AWS runs the deployed EXPRESS ones)"
+                    f'{path}{name}: children "ExecutionType" EXPRESS -> STANDARD '
+                    "(moto runs only STANDARD; AWS runs EXPRESS)"
                 )
             _rewrite_map_children(processor.get("States", {}), rewrites, f"{path}{name}/")
         for branch in state.get("Branches", []) or []:

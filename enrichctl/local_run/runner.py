@@ -164,6 +164,14 @@ class LocalPipeline:
         self.state_machine_arn = ""
         self.aws: LocalAws | None = None
         self._stack = contextlib.ExitStack()
+        #: batch_count of the latest BuildUrls result (the progress bar's total).
+        self.batch_count = 0
+        self.runtime.listeners.append(self._watch_build_result)
+
+    def _watch_build_result(self, call: Invocation) -> None:
+        build = self.functions.get("build_url")
+        if build and call.function == build.name and isinstance(call.result, dict):
+            self.batch_count = int(call.result.get("batch_count", 0) or 0)
 
     # -- setup ---------------------------------------------------------------------------
     def _environment(self, env: dict[str, str]) -> dict[str, str]:
@@ -319,10 +327,13 @@ class LocalPipeline:
 
         sfn = boto3.client("stepfunctions")
         deadline = time.monotonic() + timeout_s
+        self.batch_count = 0
         while True:
             described = sfn.describe_execution(executionArn=execution_arn)
             if on_progress is not None:
-                on_progress(*self._map_progress(sfn, execution_arn))
+                done, total = self._map_progress(sfn, execution_arn)
+                # moto's item count grows while it reads the file; BuildUrls knows the total.
+                on_progress(done, max(total, self.batch_count))
             if described["status"] in TERMINAL:
                 return described
             if time.monotonic() > deadline:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ CACHE_DIR = REPO_ROOT / ".build" / "local-synth"
 JSII_QUIET = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20,22",
+    # Deprecation notices of CDK APIs belong to `cdk synth`, not to a local run's screen.
+    "JSII_DEPRECATED": "quiet",
 }
 
 
@@ -87,6 +90,10 @@ def synth(context_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Synthesize the pipeline stack in-process through `stacks.synth.synth_template`."""
     for key, value in JSII_QUIET.items():
         os.environ.setdefault(key, value)
+    # The console script only puts `enrichctl` on the path; the CDK app lives beside it.
+    for path in (str(REPO_ROOT), str(REPO_ROOT / "lambdas")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
     try:
         from stacks.synth import synth_template
     except ImportError as exc:
