@@ -113,7 +113,13 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
         )
     deps = install_dependencies(step, architecture)
     if deps is not None:
-        shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=_IGNORE_DEPS)
+        top = Path(deps)
+
+        def ignore(directory: str, names: list[str]) -> set[str]:
+            skipped = {n for n in names if n == "__pycache__"}
+            return skipped | (_top_level_ignored(names) if Path(directory) == top else set())
+
+        shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=ignore)
     shutil.copytree(source, output_dir / step, dirs_exist_ok=True, ignore=_IGNORE)
     shutil.copytree(
         LAMBDAS_DIR / SHARED_PACKAGE, output_dir / SHARED_PACKAGE, dirs_exist_ok=True,
@@ -121,9 +127,20 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
     )  # fmt: skip
 
 
-# Dependencies are copied whole (boto3/botocore included when the connector pulls them in:
-# its pinned range, not the runtime's, is what it was tested with).
-_IGNORE_DEPS = shutil.ignore_patterns("__pycache__")
+#: The Lambda Python runtime ships these (the step contract: requirements list only what a
+#: step imports beyond boto3). Transitive copies (aws-xray-sdk and the Snowflake connector
+#: pull in botocore) would add ~25 MB to every bundle and shadow the runtime's own.
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
+
+
+def _top_level_ignored(names: list[str]) -> set[str]:
+    """Top-level entries of a pip target dir that must not go into the bundle."""
+    ignored = set()
+    for name in names:
+        package = name.split("-")[0] if name.endswith(".dist-info") else name
+        if package in RUNTIME_PROVIDED or name == "bin":
+            ignored.add(name)
+    return ignored
 
 
 @jsii.implements(ILocalBundling)

@@ -172,6 +172,12 @@ class PipelineFunctions(Construct):
                 actions=["s3:GetObject"], resources=self._objects("runs/*/claim.json")
             )
         )
+        # ids.json may be a multipart upload (boto3's managed transfer); let it clean up.
+        self.query_ids.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:AbortMultipartUpload"], resources=self._objects("runs/*/ids.json")
+            )
+        )
         # BuildUrls reads IDs (normal run) or an earlier run's failure record (retry run)
         # and writes the batch list the Distributed Map reads.
         self.build_url.add_to_role_policy(

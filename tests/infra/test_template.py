@@ -332,9 +332,11 @@ def test_query_ids_role(template: dict[str, Any]) -> None:
     g = grants(template, "FunctionsQueryIdsRoleDefaultPolicy")
     assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
                       "xray:PutTraceSegments", "secretsmanager:DescribeSecret",
-                      "secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject"}  # fmt: skip
+                      "secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject",
+                      "s3:AbortMultipartUpload"}  # fmt: skip
     assert sorted(map(_bucket_key, g["s3:PutObject"])) == ["/runs/*/claim.json", "/runs/*/ids.json"]
     assert [_bucket_key(r) for r in g["s3:GetObject"]] == ["/runs/*/claim.json"]
+    assert [_bucket_key(r) for r in g["s3:AbortMultipartUpload"]] == ["/runs/*/ids.json"]
     (secret,) = g["secretsmanager:GetSecretValue"]
     assert f"secret:{CONFIG.snowflake.secret_name}-??????" in secret
 
