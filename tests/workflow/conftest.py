@@ -8,6 +8,7 @@ Retry waits are recorded and skipped, so backoff costs no wall time.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,9 +17,8 @@ import pytest
 from enrichctl.embedded_snowflake import EmbeddedSnowflake
 from enrichctl.local_api import LocalEnrichApi
 from enrichctl.local_run.runner import LocalPipeline
-from enrichctl.local_run.template import load_template
-from stacks.config import load_config
-from stacks.synth import cdk_json_context
+from enrichctl.local_run.template import REPO_ROOT, load_template
+from stacks.config import load_config  # plain Python: does not start jsii
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,9 @@ def pipeline_template() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def pipeline_config():
     """The validated `pipeline` configuration the template was synthesized from."""
-    return load_config(cdk_json_context())
+    # Read cdk.json directly: importing stacks.synth here would start jsii before
+    # load_template() silences its Node version banner.
+    return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
 
 
 @pytest.fixture(scope="session")

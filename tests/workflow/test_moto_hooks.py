@@ -10,9 +10,12 @@ drives Retry/Catch, and every backoff wait is recorded, not slept.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
 import time
+from importlib import metadata
 
 import boto3
 import pytest
@@ -24,6 +27,7 @@ from enrichctl.local_run.moto_hooks import (
     check_hooks,
     local_aws,
 )
+from enrichctl.local_run.template import CACHE_DIR
 
 JSII_ENV = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
@@ -158,7 +162,19 @@ def _tiny_template() -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_template() -> dict:
-    return _tiny_template()
+    # Cached like the pipeline's template: keyed on this builder's source and the CDK version.
+    key = hashlib.sha256(
+        (inspect.getsource(_tiny_template) + metadata.version("aws-cdk-lib")).encode()
+    ).hexdigest()[:16]
+    cache = CACHE_DIR / f"tiny-{key}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    template = _tiny_template()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(template))
+    tmp.replace(cache)
+    return template
 
 
 def _run(definition_text: str, execution_input: dict, timeout_s: float = 60) -> dict:
