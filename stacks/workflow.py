@@ -175,6 +175,8 @@ class PipelineWorkflow(Construct):
             max_concurrency=config.enrichment.max_concurrency,
             map_execution_type=sfn.StateMachineType.EXPRESS,
             # The children's results go to S3, never into the state (256 KB limit).
+            # ResultWriter (v1) on purpose: in aws-cdk-lib 2.275 ResultWriterV2 with only a
+            # bucket and prefix renders no ResultWriter at all (tests assert it is there).
             result_writer=sfn.ResultWriter(bucket=bucket, prefix=MAP_RESULTS_PREFIX.rstrip("/")),
             result_path=sfn.JsonPath.DISCARD,
             # No ItemBatcher and no ToleratedFailurePercentage: moto's grammar rejects them,

@@ -34,9 +34,22 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(tmp_path: Path) -> None:
+#: Every optional resource switched on (Slack, API key secret), and the schedule off.
+FULL_OPTIONS = {
+    "pipeline.alarms.slackWorkspaceId": "T0123ABCD",
+    "pipeline.alarms.slackChannelId": "C0123ABCD",
+    "pipeline.alarms.emails": ["ops@example.com"],
+    "pipeline.enrichment.apiKeySecretName": "imdb-enrichment/api-key",
+    "pipeline.schedule.enabled": False,
+}
+
+
+@pytest.mark.parametrize("overrides", [{}, FULL_OPTIONS], ids=["defaults", "all-options"])
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(
+    tmp_path: Path, overrides: dict[str, Any]
+) -> None:
     # synth raises ValidationFailed when any AwsSolutions finding is not acknowledged.
-    _, stack, _ = synth_app(nag=True, outdir=str(tmp_path))
+    _, stack, _ = synth_app(overrides, nag=True, outdir=str(tmp_path))
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert [r["conclusion"] for r in report["pluginReports"]] == ["success"]
     acks = pipeline_stack.NAG_ACKNOWLEDGEMENTS(stack)

@@ -226,7 +226,7 @@ def test_schedule(template: dict[str, Any]) -> None:
     assert queue["SqsManagedSseEnabled"] is True
 
 
-def test_schedule_follows_configured_cron_and_zone() -> None:
+def test_configured_schedule_slack_emails_and_api_key() -> None:
     from stacks.synth import synth_template
 
     t = synth_template(
@@ -237,11 +237,15 @@ def test_schedule_follows_configured_cron_and_zone() -> None:
             "pipeline.alarms.slackChannelId": "C0123ABCD",
             "pipeline.alarms.emails": ["ops@example.com", "oncall@example.com"],
             "pipeline.enrichment.apiKeySecretName": "imdb-enrichment/api-key",
+            "pipeline.schedule.enabled": False,
         }
     )
     schedule = one(t, "AWS::Scheduler::Schedule")
     assert schedule["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert schedule["ScheduleExpressionTimezone"] == "America/New_York"
+    assert schedule["State"] == "DISABLED"
+    # No schedule, no "missed run": that alarm would fire every day for nothing.
+    assert "MissedRun" not in alarms_by_name(t)
     slack = one(t, "AWS::Chatbot::SlackChannelConfiguration")
     assert slack["SlackChannelId"] == "C0123ABCD"
     subs = resources(t, "AWS::SNS::Subscription").values()
