@@ -699,6 +699,7 @@ def run_local(
                     fail_rate=options.api_fail_rate,
                     fail_status=options.api_fail_status,
                     max_lifetime_s=options.timeout_s + 60,
+                    api_key=_local_api_key(template),
                 )
             )
             base_url = api.base_url
@@ -730,6 +731,14 @@ def run_local(
         pipeline.export_run(report.run_id, output_dir / "s3")
     _write_run_files(report, output_dir)
     return report
+
+
+def _local_api_key(template: dict[str, Any]) -> tuple[str, str] | None:
+    """(header, key) the local API demands when the stack configures an API key secret."""
+    for spec in local_definition(template).functions.values():
+        if spec.environment.get("API_KEY_SECRET_NAME"):
+            return spec.environment.get("API_KEY_HEADER", "x-api-key"), LOCAL_API_KEY
+    return None
 
 
 def _start_snowflake(

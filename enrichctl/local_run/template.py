@@ -83,7 +83,16 @@ def load_template(
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(template))
     tmp.replace(cache)  # atomic: parallel test workers may write the same entry
+    _prune(cache.parent)
     return template, "synth"
+
+
+def _prune(directory: Path, keep: int = 12) -> None:
+    """Keep the newest `keep` cached templates (every edit of stacks/ adds one)."""
+    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[keep:]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def synth(context_overrides: dict[str, Any] | None = None) -> dict[str, Any]:

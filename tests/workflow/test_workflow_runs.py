@@ -221,3 +221,24 @@ def test_same_scheduled_time_started_twice_enriches_only_once(make_pipeline, see
     assert api.request_count == requests_after_first  # the second start enriched nothing
     query = next(i for i in second.invocations if i.function.startswith("FunctionsQueryIds"))
     assert query.result["status"] == "already_ran"
+
+
+def test_the_definition_that_runs_is_the_synthesized_one_with_only_the_child_rewrite(
+    pipeline_template,
+):
+    from enrichctl.local_run.definition import find_state_machine, local_definition
+
+    local = local_definition(pipeline_template)
+    raw = pipeline_template["Resources"][find_state_machine(pipeline_template)]["Properties"][
+        "DefinitionString"
+    ]
+    literal_parts = [p for p in raw["Fn::Join"][1] if isinstance(p, str)]
+    text = local.definition.replace(
+        '"ExecutionType":"STANDARD"', '"ExecutionType":"EXPRESS"'
+    )  # undo the one rewrite (the stack deploys EXPRESS children)
+    position = 0
+    for part in literal_parts:  # every synthesized character, in order; tokens in between
+        found = text.find(part, position)
+        assert found >= 0, f"synthesized text missing locally: {part[:80]!r}"
+        position = found + len(part)
+    assert len(local.rewrites) == 1 and "EnrichBatches" in local.rewrites[0]
