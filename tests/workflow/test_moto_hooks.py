@@ -22,6 +22,7 @@ import pytest
 
 from enrichctl.local_run.definition import LocalNames, local_definition
 from enrichctl.local_run.moto_hooks import (
+    HookDriftError,
     LocalFunction,
     LocalLambdaRuntime,
     check_hooks,
@@ -38,6 +39,20 @@ JSII_ENV = {
 def test_moto_hooks_are_where_the_local_runner_patches_them():
     # If this fails, read the message: it names the hook that moved and what to do.
     check_hooks()
+
+
+def test_the_guard_fails_loudly_when_a_hook_moves(monkeypatch):
+    import moto
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    monkeypatch.setattr(retrier_decl, "time", object())
+    with pytest.raises(HookDriftError) as raised:
+        check_hooks()
+    message = str(raised.value)
+    assert "moto is 9.9.9" in message and "5.2.5" in message
+    assert "retrier_decl.time is no longer the time module" in message
+    assert "tests/workflow/test_moto_hooks.py" in message  # says what to do next
 
 
 class FlakyError(Exception):
