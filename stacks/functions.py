@@ -149,7 +149,6 @@ class PipelineFunctions(Construct):
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
         )
-        function.node.add_dependency(role)
         return function
 
     def _objects(self, *patterns: str) -> list[str]:

@@ -175,9 +175,11 @@ class PipelineWorkflow(Construct):
             max_concurrency=config.enrichment.max_concurrency,
             map_execution_type=sfn.StateMachineType.EXPRESS,
             # The children's results go to S3, never into the state (256 KB limit).
-            # ResultWriter (v1) on purpose: in aws-cdk-lib 2.275 ResultWriterV2 with only a
-            # bucket and prefix renders no ResultWriter at all (tests assert it is there).
-            result_writer=sfn.ResultWriter(bucket=bucket, prefix=MAP_RESULTS_PREFIX.rstrip("/")),
+            # V2 renders only with the feature flag
+            # @aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2 (set in cdk.json).
+            result_writer_v2=sfn.ResultWriterV2(
+                bucket=bucket, prefix=MAP_RESULTS_PREFIX.rstrip("/")
+            ),
             result_path=sfn.JsonPath.DISCARD,
             # No ItemBatcher and no ToleratedFailurePercentage: moto's grammar rejects them,
             # and failures are recorded as data instead (see RecordFailedBatch).
