@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.bundling import RUNTIME_PROVIDED, bundle_size
+from stacks.bundling import RUNTIME_PROVIDED, bundle_size, pip_command
 from stacks.synth import synth_app
 
 STEPS = {"QueryIds": "query_ids", "BuildUrls": "build_url", "InvokeEnrich": "invoke_enrich"}
@@ -51,3 +51,14 @@ def test_bundles_carry_their_code_and_only_query_ids_carries_the_connector(
     # The connector's native parts are Linux aarch64 builds for CPython 3.12.
     natives = [p.name for p in (bundles["query_ids"] / "snowflake").rglob("*.so")]
     assert natives and all("aarch64" in n or "abi3" in n for n in natives), natives
+
+
+def test_pip_targets_lambda_arm64_python_312_binary_wheels_only(tmp_path: Path) -> None:
+    cmd = pip_command(tmp_path / "out", tmp_path / "requirements.txt", "arm64")
+    joined = " ".join(cmd)
+    assert "--only-binary=:all:" in cmd
+    assert "--implementation cp" in joined and "--python-version 3.12" in joined
+    assert "--platform manylinux2014_aarch64" in joined
+    assert "--platform manylinux_2_28_aarch64" in joined
+    assert f"--target {tmp_path / 'out'}" in joined
+    assert "--cache-dir" in cmd and ".build" in cmd[cmd.index("--cache-dir") + 1]

@@ -461,6 +461,7 @@ def test_alarm(template: dict, alarm: str, namespace: str, metric: str, missing:
     assert len(props["AlarmActions"]) == 1 and props["OKActions"] == props["AlarmActions"]
     assert props["AlarmActions"][0]["Ref"].startswith("MonitoringAlarmTopic")
     assert "What to do" in props["AlarmDescription"]
+    assert len(props["AlarmDescription"]) <= 1024  # CloudWatch's limit
 
 
 def test_missed_run_alarm_spans_the_configured_hours(template: dict[str, Any]) -> None:
