@@ -163,7 +163,8 @@ class PipelineMonitoring(Construct):
                 "execution timeout and was stopped. What to do: check in the "
                 f"{where} which state was slow (usually EnrichBatches: a slow API or low "
                 "enrichment.maxConcurrency); raise workflow.timeoutMinutes or the concurrency "
-                "if the night has grown, then start a manual run with the same run_id.",
+                "if the night has grown, then redrive the execution or start a manual run "
+                "with a new run_id (a reused run_id is skipped as already_ran).",
             ),
             AlarmSpec(
                 "ExecutionsAborted",
@@ -173,7 +174,8 @@ class PipelineMonitoring(Construct):
                 quiet_ok,
                 "An IMDB enrichment run was ABORTED (stopped by a person or a deployment). "
                 f"What to do: confirm in the {where} that the stop was intended; if not, start "
-                "a manual run with the same run_id (already-enriched IDs are cheap to redo).",
+                "a manual run with a new run_id (a reused run_id is skipped as already_ran; "
+                "already-enriched IDs are cheap to redo) or redrive the execution.",
             ),
             AlarmSpec(
                 "ExecutionThrottled",

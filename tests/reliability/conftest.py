@@ -1,0 +1,137 @@
+"""Fixtures for the reliability suite: the synthesized template, an embedded Snowflake, the
+local enrichment API and the pipeline under moto, with handler logs captured to a file.
+
+One template (the synth cache is shared by all workers) and one fakesnow server per xdist
+worker; a fresh moto, API and log file per test. Retry waits are recorded and skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enrich_shared.observability import SERVICE
+from enrichctl.embedded_snowflake import EmbeddedSnowflake
+from enrichctl.local_api import LocalEnrichApi
+from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
+from enrichctl.local_run.template import REPO_ROOT, load_template
+from stacks.config import load_config
+
+
+@pytest.fixture(scope="session")
+def pipeline_template() -> dict[str, Any]:
+    """The stack's synthesized template (cdk.json context), from the shared synth cache."""
+    template, _source = load_template()
+    return template
+
+
+@pytest.fixture(scope="session")
+def pipeline_config():
+    """The validated configuration the template was synthesized from."""
+    return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
+
+
+@pytest.fixture(scope="session")
+def snowflake() -> Iterator[EmbeddedSnowflake]:
+    with EmbeddedSnowflake() as snow:
+        yield snow
+
+
+@pytest.fixture
+def seed(snowflake) -> Callable[[list[Any]], None]:
+    """`seed(values)`: replace the source table with one row per IMDB value."""
+
+    def seed_values(values: list[Any]) -> None:
+        rows = [(f"ORG{n % 7}", f"10.5240/{n:04X}-{n:04X}", v) for n, v in enumerate(values)]
+        snowflake.seed_rows(rows)
+
+    return seed_values
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A 127.0.0.1 port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def lambda_log(tmp_path) -> Path:
+    """Where handler logs (Powertools JSON lines) and EMF metrics of the test go."""
+    return tmp_path / "lambda.log"
+
+
+@pytest.fixture
+def make_pipeline(
+    pipeline_template, snowflake, tmp_path, lambda_log
+) -> Iterator[Callable[..., tuple[LocalPipeline, LocalEnrichApi]]]:
+    """Factory: `make_pipeline(api_kwargs..., snowflake_secret=, env=, before_enter=)`.
+
+    `before_enter(pipeline)` may change the pipeline before moto creates it (e.g. a shorter
+    execution timeout). Handler output goes to `lambda_log`, as in `enrichctl local`.
+    """
+    with contextlib.ExitStack() as stack:
+        log_file = stack.enter_context(lambda_log.open("w"))
+
+        def make(
+            *,
+            snowflake_secret: dict[str, Any] | None = None,
+            env: dict[str, str] | None = None,
+            base_url: str | None = None,
+            before_enter: Callable[[LocalPipeline], Any] | None = None,
+            **api_kwargs: Any,
+        ) -> tuple[LocalPipeline, LocalEnrichApi]:
+            api = stack.enter_context(
+                LocalEnrichApi(output_dir=tmp_path / "enriched", **api_kwargs)
+            )
+            pipeline = LocalPipeline(
+                pipeline_template,
+                snowflake_secret=snowflake_secret or snowflake.secret(),
+                api_base_url=base_url or api.base_url,
+                env_overrides=env,
+                api_request_count=lambda: api.request_count,
+                output_dir=tmp_path,
+            )
+            if before_enter is not None:
+                before_enter(pipeline)
+            stack.enter_context(_handler_output_to(log_file))
+            stack.enter_context(_service_logger_to(log_file))
+            stack.enter_context(pipeline)
+            return pipeline, api
+
+        yield make
+
+
+@contextlib.contextmanager
+def _service_logger_to(stream: Any) -> Iterator[None]:
+    """Point the Powertools logger's handlers at `stream` whatever stdout they captured.
+
+    The logger is created once per process, under whichever test's stdout capture was
+    active then, so `_handler_output_to` (which matches on the current stdout) can miss it.
+    """
+    handlers = [
+        h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)
+    ]
+    saved = [(h, h.stream) for h in handlers]
+    for handler in handlers:
+        handler.setStream(stream)
+    try:
+        yield
+    finally:
+        for handler, original in saved:
+            handler.setStream(original)
+
+
+@pytest.fixture(scope="session")
+def update_outcomes() -> bool:
+    """RELIABILITY_UPDATE=1 (make reliability-doc) rewrites the recorded outcomes."""
+    return os.environ.get("RELIABILITY_UPDATE") == "1"

@@ -1,0 +1,502 @@
+"""Fault matrix: each fault injected into a run of the synthesized state machine (moto, real
+handlers, embedded Snowflake, local API), with its final status, retries, the alarm it
+trips and the invariant "every valid ID is enriched or listed in the run's failure record,
+none twice in the same run". Outcomes are recorded for README (see support.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from enrichctl.local_run.faults import (
+    LAMBDA_TIMEOUT_ERROR,
+    execution_timeout,
+    lambda_timeouts,
+    s3_put_failures,
+    snowflake_fetch_failures,
+    wait_until,
+)
+from tests.reliability.support import (
+    alarms,
+    api_requests_well_formed,
+    assert_invariant,
+    failed_batches_metric,
+    ledger,
+    record_outcome,
+    retries,
+    status_text,
+)
+
+#: 150 IDs -> batches of 70, 70 and 10 (maxIdsPerRequest 70).
+N_IDS = 150
+
+
+def ids(base: int, n: int = N_IDS) -> list[str]:
+    return [f"tt{base + i:07d}" for i in range(n)]
+
+
+def observe(
+    case_id: str,
+    pipeline: Any,
+    api: Any,
+    report: Any,
+    valid: list[str],
+    update: bool,
+    *,
+    whole_run_failed: bool = False,
+    invariant: str | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Check the invariant and the API's view, record the row, return it."""
+    book = ledger(pipeline, report, valid)
+    if invariant is None:
+        assert_invariant(book, whole_run_failed=whole_run_failed)
+        invariant = "holds: " + (
+            "run failed before any batch; nothing enriched or listed, the failed "
+            "execution is the record (repeat the whole run)"
+            if whole_run_failed
+            else book.summary()
+        )
+    api_requests_well_formed(api)
+    metric = failed_batches_metric()
+    enrich = pipeline.functions["invoke_enrich"].name
+    row = {
+        "status": status_text(report),
+        "retries": retries(report),
+        "alarms": alarms(report, metric),
+        "failed_batches_metric": sum(metric) if metric else None,
+        "invoke_enrich_calls": sum(1 for i in report.invocations if i.function == enrich),
+        "api_requests": api.request_count,
+        "invariant": invariant,
+        "note": note,
+    }
+    record_outcome(case_id, row, update)
+    return row
+
+
+def enrich_waits(report) -> list:
+    return [w for w in report.retry_waits if w.state == "InvokeEnrich"]
+
+
+# --------------------------------------------------------------------------- the API
+def test_api_503_bursts_are_absorbed_by_retries(make_pipeline, seed, update_outcomes):
+    values = ids(1_100_000)
+    seed(values)
+    burst = [503, 503, 503]  # maxAttempts 3: the 4th attempt gets through
+    pipeline, api = make_pipeline(rules={values[0]: list(burst), values[100]: list(burst)})
+
+    report = pipeline.run({"run_id": "f-503"})
+
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    assert len(enrich_waits(report)) == 6
+    assert api.request_count == report.batches + 6
+    row = observe("api-503-burst", pipeline, api, report, values, update_outcomes)
+    assert row["failed_batches_metric"] == 0
+
+
+def test_429_with_retry_after_is_retried_with_the_configured_backoff(
+    make_pipeline, seed, pipeline_config, lambda_log, update_outcomes
+):
+    values = ids(1_200_000)
+    seed(values)
+    pipeline, api = make_pipeline(rules={values[0]: [429, 429]}, retry_after="120")
+
+    report = pipeline.run({"run_id": "f-429"})
+
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    waits = enrich_waits(report)
+    assert len(waits) == 2
+    # Step Functions cannot wait what one answer asks for: the configured backoff applies.
+    ceilings = pipeline_config.enrichment.retry.waits()
+    assert all(0 <= w.seconds <= ceilings[w.retry_number] < 120 for w in waits)
+    assert '"retry_after":"120"' in lambda_log.read_text().replace(" ", "")
+    observe(
+        "api-429-retry-after",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        note="Retry-After is logged (retry_after) but not honoured: Step Functions waits "
+        "its configured backoff (full jitter below 5 s, 10 s, 20 s)",
+    )
+
+
+def test_answers_slower_than_the_read_timeout_are_retried(make_pipeline, seed, update_outcomes):
+    values = ids(1_300_000)
+    seed(values)
+    pipeline, api = make_pipeline(
+        rules={values[0]: ["slow", "slow"]}, slow_s=2.0, env={"HTTP_READ_TIMEOUT_S": "0.5"}
+    )
+
+    report = pipeline.run({"run_id": "f-slow"})
+
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    errors = [i.error_message for i in report.invocations if i.error_type == "RetryableEnrichError"]
+    assert len(errors) == 2 and all("timed out" in e for e in errors)
+    # The server finished the two slow answers after the client gave up: at least once.
+    served = Counter(i for r in api.requests if r.status == 200 for i in r.ids)
+    assert served[values[0]] == 3
+    observe(
+        "api-slow",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        note="at-least-once towards the API: it saw the slow batch 3 times and may have "
+        "enriched it each time; the run counts it once",
+    )
+
+
+def test_connection_reset_mid_response_is_retried(make_pipeline, seed, update_outcomes):
+    values = ids(1_400_000)
+    seed(values)
+    pipeline, api = make_pipeline(rules={values[0]: ["reset", "reset"]})
+
+    report = pipeline.run({"run_id": "f-reset"})
+
+    assert report.status == "SUCCEEDED", (report.error, report.cause)
+    errors = [i.error_message for i in report.invocations if i.error_type == "RetryableEnrichError"]
+    assert len(errors) == 2 and all("broke mid-request" in e for e in errors)
+    observe("api-reset", pipeline, api, report, values, update_outcomes)
+
+
+def test_one_batch_failing_permanently_is_listed_and_the_rest_enriched(
+    make_pipeline, seed, update_outcomes
+):
+    values = ids(1_500_000)
+    seed(values)
+    bad = values[100]
+    pipeline, api = make_pipeline(rule=lambda request: 500 if bad in request.ids else None)
+
+    report = pipeline.run({"run_id": "f-perm"})
+
+    assert report.status == "FAILED" and report.error == "BatchesFailed"
+    assert "runs/f-perm/failed/" in (report.cause or "")
+    (record,) = pipeline.failed_records("f-perm").values()
+    assert bad in record["ids"] and record["error"]["Error"] == "RetryableEnrichError"
+    row = observe("api-one-batch-permanent", pipeline, api, report, values, update_outcomes)
+    assert row["failed_batches_metric"] == 1
+
+
+def test_api_down_for_the_whole_run_lists_every_batch(
+    make_pipeline, seed, closed_port, update_outcomes
+):
+    values = ids(1_600_000)
+    seed(values)
+    pipeline, api = make_pipeline(base_url=f"http://127.0.0.1:{closed_port}/lamba-tmdb")
+
+    report = pipeline.run({"run_id": "f-down"})
+
+    assert report.status == "FAILED" and report.error == "BatchesFailed"
+    assert report.failed_batches == report.batches == 3
+    records = pipeline.failed_records("f-down").values()
+    assert all("could not connect" in r["error"]["Cause"] for r in records)
+    row = observe("api-down", pipeline, api, report, values, update_outcomes)
+    assert row["failed_batches_metric"] == 3
+
+
+# --------------------------------------------------------------------------- Snowflake
+def test_snowflake_down_at_login_fails_the_run_after_retries(
+    make_pipeline, snowflake, seed, closed_port, update_outcomes
+):
+    values = ids(1_700_000)
+    seed(values)
+    pipeline, api = make_pipeline(
+        snowflake_secret=snowflake.secret(port=closed_port),
+        env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "1"},
+    )
+
+    report = pipeline.run({"run_id": "f-sf-down"})
+
+    assert report.status == "FAILED" and report.error == "SnowflakeUnavailableError"
+    assert api.request_count == 0
+    observe(
+        "snowflake-down-login",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        whole_run_failed=True,
+    )
+
+
+@pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
+def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcomes):
+    values = ids(1_800_000)
+    seed(values)
+    pipeline, api = make_pipeline(env={"FETCH_BATCH_SIZE": "20"})
+
+    with snowflake_fetch_failures(after_rows=50, times=times) as fault:
+        report = pipeline.run({"run_id": "f-sf-mid"})
+
+    query_waits = [w for w in report.retry_waits if w.state == "QueryIds"]
+    if times == 1:
+        assert report.status == "SUCCEEDED", (report.error, report.cause)
+        assert len(fault.fired) == 1 and len(query_waits) == 1
+        assert report.ids == N_IDS
+        observe("snowflake-mid-stream-once", pipeline, api, report, values, update_outcomes)
+    else:
+        assert report.status == "FAILED" and report.error == "SnowflakeUnavailableError"
+        assert "fetching rows" in (report.cause or "")
+        assert len(fault.fired) == 4 and len(query_waits) == 3
+        with pytest.raises(Exception, match=r"NoSuchKey|Not Found"):
+            pipeline.read_json("runs/f-sf-mid/ids.json")  # no partial ID list is left
+        observe(
+            "snowflake-mid-stream-always",
+            pipeline,
+            api,
+            report,
+            values,
+            update_outcomes,
+            whole_run_failed=True,
+            note="no partial ids.json: the list is uploaded only after the last row",
+        )
+
+
+# --------------------------------------------------------------------------- S3
+def test_s3_refusing_the_batch_list_fails_the_run_before_any_request(
+    make_pipeline, seed, update_outcomes
+):
+    values = ids(1_900_000)
+    seed(values)
+    pipeline, api = make_pipeline()
+
+    with s3_put_failures(r"/batches\.json$") as fault:
+        report = pipeline.run({"run_id": "f-s3-batches"})
+
+    assert report.status == "FAILED", (report.error, report.cause)
+    assert "AccessDenied" in (report.cause or "")
+    assert fault.fired and api.request_count == 0
+    observe(
+        "s3-batches-denied",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        whole_run_failed=True,
+        note="botocore's ClientError is not one of our error names: not retried",
+    )
+
+
+def test_s3_refusing_the_id_list_fails_the_run_before_any_request(
+    make_pipeline, seed, update_outcomes
+):
+    values = ids(2_000_000)
+    seed(values)
+    pipeline, api = make_pipeline()
+
+    with s3_put_failures(r"/ids\.json$") as fault:
+        report = pipeline.run({"run_id": "f-s3-ids"})
+
+    assert report.status == "FAILED", (report.error, report.cause)
+    assert "AccessDenied" in (report.cause or "")
+    assert fault.fired and api.request_count == 0
+    observe(
+        "s3-ids-denied",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        whole_run_failed=True,
+        note="botocore's ClientError is not one of our error names: not retried",
+    )
+
+
+def test_s3_refusing_the_failure_record(make_pipeline, seed, update_outcomes):
+    values = ids(2_100_000)
+    seed(values)
+    bad = values[100]
+    pipeline, api = make_pipeline(rule=lambda request: 500 if bad in request.ids else None)
+
+    with s3_put_failures(r"/failed/") as fault:
+        report = pipeline.run({"run_id": "f-s3-failed"})
+
+    book = ledger(pipeline, report, values)
+    assert len(fault.fired) == 4  # RecordFailedBatch: 1 attempt + 3 retries
+    row = observe(
+        "s3-failure-record-denied",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        invariant="BROKEN locally: " + book.summary(),
+        note="moto's Distributed Map ignores a failed child, so locally the run ends as "
+        "shown; on AWS the Map fails (tolerated failures 0) -> FAILED "
+        "States.ExceedToleratedFailureThreshold -> ExecutionsFailed, and the batch is in "
+        "the Map's ResultWriter FAILED_*.json, not in failed/",
+    )
+    assert len(book.missing) == 70 and not book.duplicates
+    assert row["status"]
+
+
+# --------------------------------------------------------------------------- time budgets
+def test_invoke_enrich_keeps_inside_its_time_budget(make_pipeline, seed, update_outcomes):
+    values = ids(2_200_000)
+    seed(values)
+    pipeline, api = make_pipeline(
+        rules={values[0]: "slow"}, slow_s=10.0, env={"HTTP_READ_TIMEOUT_S": "30"}
+    )
+    pipeline.functions["invoke_enrich"].timeout_s = 3
+
+    with lambda_timeouts(pipeline.runtime) as enforcer:
+        report = pipeline.run({"run_id": "f-enrich-budget"})
+    enforcer.join()
+
+    assert enforcer.timed_out == []  # the handler's own deadline fired first, every time
+    assert report.status == "FAILED" and report.error == "BatchesFailed"
+    (record,) = pipeline.failed_records("f-enrich-budget").values()
+    assert record["error"]["Error"] == "RetryableEnrichError"
+    assert "before the Lambda deadline" in record["error"]["Cause"]
+    observe(
+        "enrich-time-budget",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        note="the request is capped 2 s before the Lambda deadline, so a slow API is a "
+        "classified, retried RetryableEnrichError, never an opaque Lambda timeout",
+    )
+
+
+def test_query_ids_exceeding_its_time_budget(make_pipeline, snowflake, seed, update_outcomes):
+    values = ids(2_300_000)
+    seed(values)
+    with socket.socket() as black_hole:  # accepts TCP (kernel backlog), never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(8)
+        pipeline, api = make_pipeline(
+            snowflake_secret=snowflake.secret(port=black_hole.getsockname()[1]),
+            env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "3"},
+        )
+        pipeline.functions["query_ids"].timeout_s = 1
+
+        with lambda_timeouts(pipeline.runtime) as enforcer:
+            report = pipeline.run({"run_id": "f-query-budget"})
+        enforcer.join()
+
+    assert len(enforcer.timed_out) == 1
+    assert report.status == "FAILED" and report.error == LAMBDA_TIMEOUT_ERROR
+    assert api.request_count == 0
+    observe(
+        "query-time-budget",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        whole_run_failed=True,
+        note="Sandbox.Timedout is not retried; the stack derives the Snowflake login, "
+        "network and statement timeouts from the Lambda timeout so this needs a "
+        "misconfiguration",
+    )
+
+
+def _alarm_description(template: dict[str, Any], name: str) -> str:
+    (alarm,) = [
+        r["Properties"]
+        for lid, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and name in lid
+    ]
+    return str(alarm["AlarmDescription"])
+
+
+def test_run_exceeding_the_state_machine_timeout(
+    make_pipeline, seed, pipeline_template, update_outcomes
+):
+    values = ids(2_400_000)
+    seed(values)
+    pipeline, api = make_pipeline(
+        latency_ms=3000, before_enter=lambda p: execution_timeout(p, seconds=2)
+    )
+
+    report = pipeline.run({"run_id": "f-timeout"})
+    # Let the in-flight batches finish before moto and the API go away.
+    wait_until(lambda: api.request_count >= 3 and not _busy(), timeout_s=15)
+
+    assert report.status == "TIMED_OUT"
+    assert any("TimeoutSeconds" in r for r in report.rewrites)
+    book = ledger(pipeline, report, values)
+    # The run ID stays claimed by the timed-out execution: a manual start that reuses it
+    # is skipped as already_ran (and would count as a success). The ExecutionsTimedOut
+    # alarm text must therefore ask for a NEW run_id (it used to say "the same run_id").
+    rerun = pipeline.run({"run_id": "f-timeout", "trigger": "manual"}, name="f-timeout-rerun")
+    query = pipeline.functions["query_ids"].name
+    (claim,) = [i.result for i in rerun.invocations if i.function == query]
+    assert rerun.status == "SUCCEEDED" and claim["status"] == "already_ran"
+    timed_out_alarm = _alarm_description(pipeline_template, "ExecutionsTimedOut")
+    assert "new run_id" in timed_out_alarm and "same run_id" not in timed_out_alarm
+    observe(
+        "execution-timeout",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        invariant="not per batch: " + book.summary() + "; batches in flight at the timeout "
+        "may reach the API unrecorded, so the night is repeated with a new run_id",
+        note="a rerun reusing the run_id is skipped as already_ran: the alarm text asks "
+        "for a new run_id (or a redrive, which keeps the claim)",
+    )
+
+
+def _busy() -> bool:
+    return any(t.name.startswith("lambda-") for t in threading.enumerate())
+
+
+# --------------------------------------------------------------------------- duplicates
+def test_duplicate_start_for_the_same_scheduled_time_enriches_once(
+    make_pipeline, seed, update_outcomes
+):
+    values = ids(2_500_000)
+    seed(values)
+    pipeline, api = make_pipeline()
+    scheduled = "2026-11-25T02:00:00Z"
+    run_input = {
+        "run_id": f"scheduled-{scheduled}",
+        "trigger": "schedule",
+        "scheduled_time": scheduled,
+    }
+
+    # Both starts land before either has claimed the run (a double delivery).
+    second_arn = pipeline.start(run_input, name="delivery-2")
+    first = pipeline.run(run_input, name="delivery-1")
+    second = pipeline.wait(second_arn)
+
+    statuses = sorted([first.status, second["status"]])
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"], (first.cause, second.get("cause"))
+    query = pipeline.functions["query_ids"].name
+    claims = Counter(
+        i.result["status"] for i in pipeline.runtime.invocations if i.function == query
+    )
+    assert claims == Counter({"claimed": 1, "already_ran": 1})
+    served = Counter(i for r in api.requests if r.status == 200 for i in r.ids)
+    assert served == Counter(values)  # every ID once across both executions
+    report = pipeline._report(
+        pipeline.wait(first.execution_arn),
+        0.0,
+        invocations=pipeline.runtime.invocations,
+        waits=[],
+        requests=None,
+    )
+    observe(
+        "duplicate-start",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        note="the run claim (S3 If-None-Match) lets one execution through; the other "
+        "ends SUCCEEDED as already_ran without querying",
+    )
