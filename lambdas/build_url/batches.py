@@ -6,23 +6,113 @@ them with moto.
 
 from __future__ import annotations
 
+import codecs
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from build_url.urls import build_urls
+from build_url.urls import build_urls, iter_batches
 from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
 from enrich_shared.models import Batch
 
+#: Bytes read from S3 at a time while streaming `ids.json`.
+READ_CHUNK_BYTES = 256 * 1024
+#: `batches.json` is assembled in a temp file that spills to /tmp beyond this size.
+SPOOL_MAX_MEMORY_BYTES = 1024 * 1024
+_WHITESPACE = " \t\n\r"
+
+
+def _not_an_id_list(bucket: str, key: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"s3://{bucket}/{key} must hold a JSON array of ID strings; it was not written by "
+        "QueryIds or was changed since"
+    )
+
+
+def iter_json_strings(chunks: Iterable[bytes], error: Exception) -> Iterator[str]:
+    """Yield the strings of a JSON array of strings arriving as byte `chunks`.
+
+    Only the current chunk and one decoded value are held, so a 1,000,000-ID file costs no
+    more memory than a small one. Raises `error` when the text is anything else (not an
+    array, an element that is not a string, bad JSON, text after the array).
+    """
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    source = iter(chunks)
+    buf, pos, eof = "", 0, False
+
+    def more() -> bool:
+        # Appends the next chunk to what is left of the buffer; False at end of input.
+        nonlocal buf, pos, eof
+        if eof:
+            return False
+        chunk = next(source, None)
+        if chunk is None:
+            eof = True
+            text = utf8.decode(b"", final=True)
+        else:
+            text = utf8.decode(chunk)
+        buf, pos = buf[pos:] + text, 0
+        return True
+
+    def next_char() -> str:
+        # Skips whitespace; returns the next character ("" at end of input).
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos] in _WHITESPACE:
+                pos += 1
+            if pos < len(buf):
+                return buf[pos]
+            if not more():
+                return ""
+
+    try:
+        if next_char() != "[":
+            raise error
+        pos += 1
+        if next_char() == "]":
+            pos += 1
+        else:
+            while True:
+                if next_char() != '"':
+                    raise error
+                while True:
+                    try:
+                        value, end = decoder.raw_decode(buf, pos)
+                        break
+                    except json.JSONDecodeError:
+                        if not more():  # a string cut at the chunk's end: read on
+                            raise error from None
+                pos = end
+                yield value
+                separator = next_char()
+                pos += 1
+                if separator == "]":
+                    break
+                if separator != ",":
+                    raise error
+        if next_char() != "":
+            raise error
+    except UnicodeDecodeError:
+        raise error from None
+
+
+def stream_ids(bucket: str, key: str, client: Any) -> Iterator[str]:
+    """Stream a run's ID list (a JSON array of strings) from S3, one ID at a time."""
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        yield from iter_json_strings(
+            iter(lambda: body.read(READ_CHUNK_BYTES), b""), _not_an_id_list(bucket, key)
+        )
+    finally:
+        body.close()
+
 
 def load_ids(bucket: str, key: str, client: Any) -> list[str]:
-    """Read a run's ID list (a JSON array of strings) from S3."""
-    ids = storage.get_json(bucket, key, client)
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InvalidInputError(
-            f"s3://{bucket}/{key} must hold a JSON array of ID strings; it was not written by "
-            "QueryIds or was changed since"
-        )
-    return ids
+    """Read a run's whole ID list (a JSON array of strings) from S3."""
+    return list(stream_ids(bucket, key, client))
 
 
 def batches_from_ids(
@@ -72,8 +162,48 @@ def failed_batches(
     return sorted(batches, key=lambda b: b.batch_id)
 
 
+def stream_batches_from_ids(
+    bucket: str,
+    ids_key: str,
+    base_url: str,
+    max_ids_per_request: int,
+    max_url_length: int,
+    client: Any,
+) -> Iterator[Batch]:
+    """Like `batches_from_ids`, lazily: IDs stream in, batches stream out."""
+    return iter_batches(
+        base_url, stream_ids(bucket, ids_key, client), max_ids_per_request, max_url_length
+    )
+
+
 def write_batches(bucket: str, run_id: str, batches: list[Batch], client: Any) -> str:
     """Write `runs/<run_id>/batches.json` (the Distributed Map's items); return its key."""
+    return write_batches_stream(bucket, run_id, batches, client)[0]
+
+
+def write_batches_stream(
+    bucket: str, run_id: str, batches: Iterable[Batch], client: Any
+) -> tuple[str, int, int]:
+    """Write `runs/<run_id>/batches.json` from an iterable, one batch at a time.
+
+    The JSON array fills a spooled temp file (the upload needs its length first), then
+    boto3's managed transfer uploads it. Nothing is written when `batches` raises.
+    Returns (key, batch count, ID count).
+    """
     key = storage.batches_key(run_id)
-    storage.put_json(bucket, key, [batch.to_dict() for batch in batches], client)
-    return key
+    count = ids_count = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY_BYTES) as spool:
+        spool.write(b"[")
+        for batch in batches:
+            if count:
+                spool.write(b",")
+            spool.write(json.dumps(batch.to_dict(), separators=(",", ":")).encode())
+            count += 1
+            ids_count += len(batch.ids)
+        spool.write(b"]")
+        spool.seek(0)
+        client.upload_fileobj(
+            spool, bucket, key, ExtraArgs={"ContentType": "application/json"},
+            Config=storage.STREAM_TRANSFER,
+        )  # fmt: skip
+    return key, count, ids_count

@@ -7,7 +7,7 @@ percent-encode every value and refuse to build a URL longer than the API accepts
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import quote, urlsplit
 
 from enrich_shared.errors import ConfigurationError, IdTooLongError
@@ -63,11 +63,25 @@ def build_urls(
     IMDB IDs and a base URL without a query string a URL equals the seed's `built_url`.
 
     Runs in O(total length of the IDs): the URL length is tracked as a running sum and each
-    URL is joined once, when its batch is closed.
+    URL is joined once, when its batch is closed. `iter_batches` is the same, lazily.
 
     Raises:
         ConfigurationError: `base_url` is not an absolute http(s) URL, or a limit is unusable.
         IdTooLongError: one ID does not fit in a URL even alone.
+    """
+    return list(iter_batches(base_url, ids, max_ids_per_request, max_url_length))
+
+
+def iter_batches(
+    base_url: str,
+    ids: Iterable[str],
+    max_ids_per_request: int = DEFAULT_MAX_IDS_PER_REQUEST,
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH,
+) -> Iterator[Batch]:
+    """`build_urls` as a generator: only the open batch is held, whatever the ID count.
+
+    The limits and the base URL are checked on the first `next()`; errors are those of
+    `build_urls`.
     """
     if max_ids_per_request < 1:
         raise ConfigurationError(f"MAX_IDS_PER_REQUEST={max_ids_per_request} must be at least 1")
@@ -79,13 +93,10 @@ def build_urls(
             f"{prefix_len}-character base URL; raise it or shorten ENRICH_BASE_URL"
         )
 
-    batches: list[Batch] = []
+    count = 0  # batches yielded so far
     parts: list[str] = []  # "ids=<encoded>" of the open batch
     batch_ids: list[str] = []
     length = prefix_len  # length of the open batch's URL
-
-    def close_batch() -> None:
-        batches.append(Batch(batch_id(len(batches) + 1), prefix + "&".join(parts), batch_ids))
 
     for position, raw_id in enumerate(ids):
         # ASCII letters and digits are unreserved (quote returns them unchanged); skipping
@@ -102,7 +113,8 @@ def build_urls(
         # "&" separates this part from the previous one; the first part needs none.
         added = len(part) + (1 if parts else 0)
         if parts and (len(parts) >= max_ids_per_request or length + added > max_url_length):
-            close_batch()
+            count += 1
+            yield Batch(batch_id(count), prefix + "&".join(parts), batch_ids)
             parts, batch_ids, length = [], [], prefix_len
             added = len(part)
         parts.append(part)
@@ -110,5 +122,4 @@ def build_urls(
         length += added
 
     if parts:
-        close_batch()
-    return batches
+        yield Batch(batch_id(count + 1), prefix + "&".join(parts), batch_ids)

@@ -13,6 +13,12 @@ import json
 from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
+
+#: Managed uploads of streamed files (ids.json, batches.json): multipart above 8 MB with
+#: two part uploads in flight, so at most ~2 x 8 MB of the file is in memory at once
+#: (boto3's default of 10 threads would buffer up to ~80 MB of a 1,000,000-ID night).
+STREAM_TRANSFER = TransferConfig(max_concurrency=2)
 
 
 def run_prefix(run_id: str) -> str:

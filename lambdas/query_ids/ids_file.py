@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
+from enrich_shared.storage import STREAM_TRANSFER
+
 #: Spill to disk beyond this; Lambda's /tmp holds far more than any night's IDs.
 SPOOL_MAX_MEMORY_BYTES = 1024 * 1024
 
@@ -33,5 +35,8 @@ def upload_ids(s3: Any, bucket: str, key: str, ids: Iterable[str]) -> int:
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_MEMORY_BYTES) as spool:
         count = write_json_array(ids, spool)  # type: ignore[arg-type]
         spool.seek(0)
-        s3.upload_fileobj(spool, bucket, key, ExtraArgs={"ContentType": "application/json"})
+        s3.upload_fileobj(
+            spool, bucket, key, ExtraArgs={"ContentType": "application/json"},
+            Config=STREAM_TRANSFER,
+        )  # fmt: skip
     return count
