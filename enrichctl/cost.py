@@ -1,0 +1,352 @@
+"""The pipeline's AWS bill per night and per month, modelled from what one night does.
+
+Every price lives in `PRICES`, each with the AWS pricing page it comes from (us-east-1,
+on-demand, list prices checked 2026-11-25, free tiers ignored so small nights are not
+flattered). `enrichctl cost --ids N` prints the model; `enrichctl bench` feeds it the
+counts and durations it measured instead of the defaults.
+
+What one night costs (see `night_usage` for the counts):
+- Step Functions: the parent (Standard) is billed per state transition, retries included;
+  each Distributed Map child (one batch, declared EXPRESS) is one Express request plus its
+  duration at its billed memory (64 MB chunks, rounded up to 100 ms).
+- Lambda: one request per invocation plus GB-seconds at the function's configured memory
+  (arm64 price, 1 ms granularity).
+- S3: PUT-class and GET-class requests on the run's objects (storage of a few MB is < $0.01).
+- CloudWatch Logs ingestion: the functions' log lines and the state machine's execution log
+  (the stack logs level ALL with execution data, so every child writes its events).
+- Fixed per month, whatever the volume: the Snowflake secret, the alarms, custom metrics.
+Not modelled: X-Ray (sampled; 100,000 traces a month are free), data transfer, the
+enrichment API itself (an existing service, billed to its owner), Snowflake credits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+#: 730 hours: the month AWS uses in its monthly estimates (t2.micro $0.0116 x 730 = $8.47).
+HOURS_PER_MONTH = 730.0
+NIGHTS_PER_MONTH = HOURS_PER_MONTH / 24.0
+
+SOURCES = {
+    "stepfunctions": "https://aws.amazon.com/step-functions/pricing/",
+    "lambda": "https://aws.amazon.com/lambda/pricing/",
+    "s3": "https://aws.amazon.com/s3/pricing/",
+    "cloudwatch": "https://aws.amazon.com/cloudwatch/pricing/",
+    "secretsmanager": "https://aws.amazon.com/secrets-manager/pricing/",
+    "ec2": "https://aws.amazon.com/ec2/pricing/on-demand/",
+}
+
+
+@dataclass(frozen=True)
+class Prices:
+    """List prices in USD (us-east-1). Each field names its source in `SOURCES`."""
+
+    # Step Functions (SOURCES["stepfunctions"])
+    sfn_standard_per_transition: float = 0.025 / 1_000
+    sfn_express_per_request: float = 1.00 / 1_000_000
+    #: First tier: $0.06 per GB-hour for the first 1,000 GB-hours a month.
+    sfn_express_per_gb_s: float = 0.00001667
+    sfn_express_memory_chunk_mb: int = 64
+    sfn_express_duration_step_ms: int = 100
+    # Lambda, arm64, first tier (SOURCES["lambda"])
+    lambda_per_request: float = 0.20 / 1_000_000
+    lambda_per_gb_s: float = 0.0000133334
+    # S3 Standard requests (SOURCES["s3"])
+    s3_put_per_request: float = 0.005 / 1_000  # PUT, COPY, POST, LIST
+    s3_get_per_request: float = 0.0004 / 1_000  # GET, SELECT and all other requests
+    # CloudWatch (SOURCES["cloudwatch"])
+    logs_ingest_per_gb: float = 0.50
+    alarm_per_month: float = 0.10  # standard resolution metric alarm
+    custom_metric_per_month: float = 0.30  # first 10,000 metrics
+    put_metric_data_per_request: float = 0.01 / 1_000
+    # Secrets Manager (SOURCES["secretsmanager"])
+    secret_per_month: float = 0.40
+    secret_api_per_request: float = 0.05 / 10_000
+    # The Prefect agent this replaces: EC2 t2.micro on demand, Linux (SOURCES["ec2"])
+    ec2_t2_micro_per_hour: float = 0.0116
+
+    @property
+    def agent_per_month(self) -> float:
+        """The always-on t2.micro agent: $0.0116/h x 730 h = $8.47."""
+        return self.ec2_t2_micro_per_hour * HOURS_PER_MONTH
+
+
+PRICES = Prices()
+
+#: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
+FUNCTION_MEMORY_MB = {"query_ids": 1024, "build_url": 512, "invoke_enrich": 256}
+#: Parent (Standard) transitions of a normal night: Route, QueryIds, HasIds?, BuildUrls,
+#: EnrichBatches, ListFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
+#: (measured by `enrichctl bench` from the execution history: 10 on a clean night).
+PARENT_TRANSITIONS = 10
+#: Express child memory: 50 MB + definition + payload (~1.5 KB a batch), billed in 64 MB.
+EXPRESS_CHILD_MEMORY_MB = 64
+#: A child's duration beyond its Lambda's (Step Functions' own overhead per task).
+EXPRESS_CHILD_OVERHEAD_MS = 50
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one night does, in the units AWS bills. Defaults describe a production night.
+
+    Durations are per invocation. `enrich_ms` is the real API's answer time for a batch of
+    70 IDs (an assumption: 1 s; the bench passes its measured value); the query and build
+    durations grow with the IDs (per-ID costs measured by `enrichctl bench`).
+    """
+
+    ids: int
+    ids_per_batch: int = 70
+    batches: int | None = None  # None: ceil(ids / ids_per_batch)
+    enrich_ms: float = 1_000.0
+    enrich_retries: int = 0
+    query_ms_fixed: float = 2_000.0  # login, query start, claim, secret
+    query_us_per_id: float = 4.0  # fetch + clean + write, per row
+    build_ms_fixed: float = 200.0
+    build_us_per_id: float = 3.0
+    parent_transitions: int = PARENT_TRANSITIONS
+    #: Log bytes per InvokeEnrich invocation (handler lines + Lambda's START/END/REPORT).
+    enrich_log_bytes: int = 1_200
+    #: Execution-log bytes per Express child at level ALL with execution data.
+    child_log_bytes: int = 9_000
+    memory_mb: dict[str, int] = field(default_factory=lambda: dict(FUNCTION_MEMORY_MB))
+    alarms: int = 7
+    custom_metrics: int = 6
+    secrets: int = 1
+
+    @property
+    def batch_count(self) -> int:
+        """Batches (= Map children = InvokeEnrich invocations without retries)."""
+        if self.batches is not None:
+            return self.batches
+        return math.ceil(self.ids / self.ids_per_batch) if self.ids > 0 else 0
+
+    @property
+    def query_ms(self) -> float:
+        """QueryIds' duration for this night."""
+        return self.query_ms_fixed + self.query_us_per_id * self.ids / 1000
+
+    @property
+    def build_ms(self) -> float:
+        """BuildUrls' duration for this night."""
+        return self.build_ms_fixed + self.build_us_per_id * self.ids / 1000
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Billable units of one night."""
+
+    sfn_transitions: int
+    express_requests: int
+    express_gb_s: float
+    lambda_requests: int
+    lambda_gb_s: dict[str, float]
+    s3_put_requests: int
+    s3_get_requests: int
+    log_gb: float
+    other_requests: dict[str, int]
+
+
+def express_billed_ms(duration_ms: float, prices: Prices = PRICES) -> int:
+    """Express duration rounded up to the next 100 ms (at least one step)."""
+    step = prices.sfn_express_duration_step_ms
+    return max(step, math.ceil(duration_ms / step) * step)
+
+
+def _s3_upload_requests(size_bytes: int, part_bytes: int = 8 * 1024 * 1024) -> int:
+    """PUT-class requests of one boto3 managed upload (multipart above 8 MB)."""
+    if size_bytes <= part_bytes:
+        return 1
+    return math.ceil(size_bytes / part_bytes) + 2  # create + parts + complete
+
+
+def night_usage(w: Workload) -> Usage:
+    """The billable units of one night of workload `w`."""
+    batches = w.batch_count
+    attempts = batches + w.enrich_retries
+    if w.ids == 0:  # QueryIds finds nothing: HasIds? ends the run quietly
+        query_s = w.query_ms_fixed / 1000
+        return Usage(
+            sfn_transitions=4,
+            express_requests=0,
+            express_gb_s=0.0,
+            lambda_requests=1,
+            lambda_gb_s={"query_ids": query_s * w.memory_mb["query_ids"] / 1024},
+            s3_put_requests=2,
+            s3_get_requests=0,
+            log_gb=2_000 / 1e9,
+            other_requests={"secretsmanager": 1},
+        )
+    child_ms = w.enrich_ms + EXPRESS_CHILD_OVERHEAD_MS
+    # A retried batch waits inside its child (backoff), billed as child duration too; the
+    # wait is not known here, so a retry is billed as one more attempt of the same length.
+    express_ms = batches * express_billed_ms(child_ms) + w.enrich_retries * express_billed_ms(
+        w.enrich_ms
+    )
+    gb = w.memory_mb
+    ids_json = w.ids * 13  # `"tt01234567",`
+    batches_json = ids_json * 2 + batches * 120  # IDs twice (list + URL) + keys and base URL
+    return Usage(
+        sfn_transitions=w.parent_transitions,
+        express_requests=batches,
+        express_gb_s=express_ms / 1000 * EXPRESS_CHILD_MEMORY_MB / 1024,
+        lambda_requests=2 + attempts,
+        lambda_gb_s={
+            "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
+            "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
+            "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
+        },
+        # claim + ids.json + batches.json + ResultWriter manifest + its result file + LIST
+        s3_put_requests=1 + _s3_upload_requests(ids_json) + _s3_upload_requests(batches_json) + 3,
+        # BuildUrls reads ids.json, the Map's ItemReader reads batches.json
+        s3_get_requests=2,
+        log_gb=(attempts * w.enrich_log_bytes + batches * w.child_log_bytes + 20_000) / 1e9,
+        other_requests={"secretsmanager": 1, "put_metric_data": 1},
+    )
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One service's share of a night and of a month."""
+
+    service: str
+    night: float
+    month: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """The modelled bill of a workload, beside the agent it replaces."""
+
+    ids: int
+    batches: int
+    lines: list[CostLine]
+    fixed_month: list[CostLine]
+    agent_month: float
+
+    @property
+    def night(self) -> float:
+        """Variable cost of one night."""
+        return sum(line.night for line in self.lines)
+
+    @property
+    def month_variable(self) -> float:
+        """Variable cost of a month of nights."""
+        return self.night * NIGHTS_PER_MONTH
+
+    @property
+    def month_fixed(self) -> float:
+        """What the stack costs a month even with no IDs."""
+        return sum(line.month for line in self.fixed_month)
+
+    @property
+    def month(self) -> float:
+        """Everything, per month."""
+        return self.month_variable + self.month_fixed
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (bench results, `enrichctl cost --json`)."""
+        return {
+            "ids": self.ids,
+            "batches": self.batches,
+            "night_usd": self.night,
+            "month_variable_usd": self.month_variable,
+            "month_fixed_usd": self.month_fixed,
+            "month_usd": self.month,
+            "agent_month_usd": self.agent_month,
+            "lines": [asdict(line) for line in self.lines],
+            "fixed": [asdict(line) for line in self.fixed_month],
+            "sources": dict(SOURCES),
+        }
+
+
+def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
+    """Price one night of `w` and a month of such nights."""
+    u = night_usage(w)
+    lambda_gb_s = sum(u.lambda_gb_s.values())
+    lines = [
+        CostLine(
+            "Step Functions Standard (parent)",
+            u.sfn_transitions * prices.sfn_standard_per_transition,
+            0.0,
+            f"{u.sfn_transitions} transitions",
+        ),
+        CostLine(
+            "Step Functions Express (Map children)",
+            u.express_requests * prices.sfn_express_per_request
+            + u.express_gb_s * prices.sfn_express_per_gb_s,
+            0.0,
+            f"{u.express_requests} requests, {u.express_gb_s:.1f} GB-s",
+        ),
+        CostLine(
+            "Lambda",
+            u.lambda_requests * prices.lambda_per_request + lambda_gb_s * prices.lambda_per_gb_s,
+            0.0,
+            f"{u.lambda_requests} requests, {lambda_gb_s:.1f} GB-s",
+        ),
+        CostLine(
+            "S3 requests",
+            u.s3_put_requests * prices.s3_put_per_request
+            + u.s3_get_requests * prices.s3_get_per_request,
+            0.0,
+            f"{u.s3_put_requests} PUT/LIST, {u.s3_get_requests} GET",
+        ),
+        CostLine(
+            "CloudWatch Logs ingestion",
+            u.log_gb * prices.logs_ingest_per_gb,
+            0.0,
+            f"{u.log_gb * 1000:.2f} MB",
+        ),
+        CostLine(
+            "Secrets Manager API + PutMetricData",
+            u.other_requests.get("secretsmanager", 0) * prices.secret_api_per_request
+            + u.other_requests.get("put_metric_data", 0) * prices.put_metric_data_per_request,
+            0.0,
+            f"{sum(u.other_requests.values())} requests",
+        ),
+    ]
+    lines = [replace(line, month=line.night * NIGHTS_PER_MONTH) for line in lines]
+    fixed = [
+        CostLine("Secrets Manager secrets", 0.0, w.secrets * prices.secret_per_month, ""),
+        CostLine("CloudWatch alarms", 0.0, w.alarms * prices.alarm_per_month, ""),
+        CostLine(
+            "CloudWatch custom metrics", 0.0, w.custom_metrics * prices.custom_metric_per_month, ""
+        ),
+    ]
+    fixed = [replace(line, detail=_fixed_detail(line.service, w)) for line in fixed]
+    return CostReport(w.ids, w.batch_count, lines, fixed, prices.agent_per_month)
+
+
+def _fixed_detail(service: str, w: Workload) -> str:
+    if service.startswith("Secrets"):
+        return f"{w.secrets} secret(s)"
+    if service.endswith("alarms"):
+        return f"{w.alarms} alarms"
+    return f"{w.custom_metrics} metrics"
+
+
+def template_counts(template: dict[str, Any]) -> dict[str, Any]:
+    """Alarms and function memory from a synthesized template (what the stack deploys)."""
+    resources = template.get("Resources", {})
+    alarms = sum(1 for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm")
+    memory: dict[str, int] = {}
+    for r in resources.values():
+        if r.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = r.get("Properties", {})
+        handler = str(props.get("Handler", ""))
+        step = handler.split(".")[0]
+        if step in FUNCTION_MEMORY_MB and props.get("MemorySize"):
+            memory[step] = int(props["MemorySize"])
+    return {"alarms": alarms, "memory_mb": {**FUNCTION_MEMORY_MB, **memory}}
+
+
+def usd(value: float) -> str:
+    """Dollars with enough digits for sub-cent nights."""
+    if value == 0:
+        return "$0"
+    if value < 0.01:
+        return f"${value:.5f}"
+    return f"${value:,.2f}"

@@ -1,0 +1,133 @@
+"""The cost model: prices, counts and arithmetic that the README's cost table relies on."""
+
+import ast
+import math
+from pathlib import Path
+
+import pytest
+
+from enrichctl.bench.cli import cmd_cost
+from enrichctl.cli import build_parser
+from enrichctl.cost import (
+    FUNCTION_MEMORY_MB,
+    NIGHTS_PER_MONTH,
+    PRICES,
+    SOURCES,
+    Workload,
+    estimate,
+    express_billed_ms,
+    night_usage,
+    template_counts,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_agent_price_is_the_t2_micro_month():
+    assert PRICES.agent_per_month == pytest.approx(8.468, abs=0.001)
+
+
+def test_every_price_names_its_source_page():
+    assert set(SOURCES) == {"stepfunctions", "lambda", "s3", "cloudwatch", "secretsmanager", "ec2"}
+    assert all(url.startswith("https://aws.amazon.com/") for url in SOURCES.values())
+
+
+def test_design_prices():
+    assert PRICES.sfn_standard_per_transition * 1000 == pytest.approx(0.025)
+    assert PRICES.sfn_express_per_request * 1e6 == pytest.approx(1.00)
+    assert PRICES.lambda_per_request * 1e6 == pytest.approx(0.20)
+    assert PRICES.lambda_per_gb_s == pytest.approx(0.0000133334)
+
+
+def test_function_memory_matches_the_stack():
+    # stacks/functions.py is the source of truth; importing it would pull in CDK, so read it.
+    tree = ast.parse((REPO / "stacks" / "functions.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StepSpec":
+            step = node.args[0].value
+            memory = next(k.value.value for k in node.keywords if k.arg == "memory_mb")
+            found[step] = memory
+    assert found == FUNCTION_MEMORY_MB
+
+
+@pytest.mark.parametrize(("ids", "batches"), [(1, 1), (70, 1), (71, 2), (1_000_000, 14_286)])
+def test_batches_are_ids_over_70_rounded_up(ids, batches):
+    assert Workload(ids).batch_count == batches
+
+
+@pytest.mark.parametrize(
+    ("ms", "billed"), [(0, 100), (1, 100), (100, 100), (101, 200), (1050, 1100)]
+)
+def test_express_duration_rounds_up_to_100_ms(ms, billed):
+    assert express_billed_ms(ms) == billed
+
+
+def test_one_night_counts():
+    usage = night_usage(Workload(ids=700, enrich_ms=250))
+    assert usage.express_requests == 10
+    assert usage.lambda_requests == 12  # QueryIds + BuildUrls + one InvokeEnrich per batch
+    # 10 children x 300 ms billed (250 + 50 overhead) at 64 MB
+    assert usage.express_gb_s == pytest.approx(10 * 0.3 * 64 / 1024)
+    assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(10 * 0.25 * 256 / 1024)
+
+
+def test_retries_are_billed():
+    plain, retried = night_usage(Workload(700)), night_usage(Workload(700, enrich_retries=3))
+    assert retried.lambda_requests == plain.lambda_requests + 3
+    assert retried.express_gb_s > plain.express_gb_s
+
+
+def test_no_ids_costs_only_the_query():
+    usage = night_usage(Workload(0))
+    assert usage.express_requests == 0
+    assert usage.lambda_requests == 1
+
+
+def test_totals_add_up():
+    report = estimate(Workload(1_000_000))
+    assert report.night == pytest.approx(sum(line.night for line in report.lines))
+    assert report.month == pytest.approx(
+        report.night * NIGHTS_PER_MONTH + sum(f.month for f in report.fixed_month)
+    )
+    assert report.to_dict()["agent_month_usd"] == pytest.approx(PRICES.agent_per_month)
+
+
+def test_cost_grows_with_ids_but_a_million_stays_below_the_agent():
+    small, big = estimate(Workload(70)), estimate(Workload(1_000_000))
+    assert small.month < big.month < PRICES.agent_per_month
+    assert math.isclose(small.month_fixed, big.month_fixed)
+
+
+def test_template_counts_read_alarms_and_memory():
+    template = {
+        "Resources": {
+            "A": {"Type": "AWS::CloudWatch::Alarm"},
+            "F": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Handler": "build_url.handler.lambda_handler", "MemorySize": 768},
+            },
+        }
+    }
+    counts = template_counts(template)
+    assert counts["alarms"] == 1
+    assert counts["memory_mb"]["build_url"] == 768
+    assert counts["memory_mb"]["query_ids"] == FUNCTION_MEMORY_MB["query_ids"]
+
+
+def test_cli_cost_json(capsys):
+    args = build_parser().parse_args(["cost", "--ids", "100,000", "--json"])
+    assert cmd_cost(args) == 0
+    out = capsys.readouterr().out
+    assert '"ids": 100000' in out and '"batches": 1429' in out
+
+
+def test_cli_cost_rejects_bad_usage():
+    assert build_parser_exit(["cost"]) == 2
+    assert build_parser_exit(["cost", "--ids", "-5"]) == 2
+
+
+def build_parser_exit(argv):
+    from enrichctl.cli import main
+
+    return main(argv)
