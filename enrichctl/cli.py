@@ -137,7 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print only the final summary as one JSON object"
     )
     local.set_defaults(handler=_cmd_local)
+    _add_perf_commands(commands)
     return parser
+
+
+def _add_perf_commands(commands: Any) -> None:
+    """cost/bench: the cost model and the local benchmark (logic in enrichctl.bench)."""
+    from enrichctl.bench import cli as perf
+
+    cost = commands.add_parser("cost", help="modelled AWS cost of N IDs a night vs the EC2 agent")
+    perf.add_cost_arguments(cost)
+    cost.set_defaults(handler=perf.cmd_cost)
+    bench = commands.add_parser("bench", help="measure the local pipeline at 1k..1M rows")
+    perf.add_bench_arguments(bench)
+    bench.set_defaults(handler=perf.cmd_bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
