@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print only the final summary as one JSON object"
     )
     local.set_defaults(handler=_cmd_local)
+    _add_ops_commands(commands)
     _add_perf_commands(commands)
     return parser
 
@@ -151,6 +152,51 @@ def _add_perf_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="measure the local pipeline at 1k..1M rows")
     perf.add_bench_arguments(bench)
     bench.set_defaults(handler=perf.cmd_bench)
+
+
+def _add_ops_commands(commands: Any) -> None:
+    """run/status/show/retry/graph: operate the deployed stack (logic in enrichctl.ops)."""
+    from enrichctl.local_run.template import REPO_ROOT
+    from enrichctl.ops import commands as ops
+
+    run = commands.add_parser(
+        "run",
+        help="start a run of the deployed pipeline now",
+        description="Start an execution now (name manual-<UTC time>-<random>). --dry-run "
+        "queries and builds the batches, sends nothing, and lists what would have been sent.",
+    )
+    ops.add_aws_arguments(run)
+    run.add_argument("--limit", type=_positive_int, metavar="N", help="query at most N rows")
+    run.add_argument("--dry-run", action="store_true", help="build the batches, send nothing")
+    run.add_argument("--wait", action="store_true", help="follow it, then print the summary")
+    run.set_defaults(handler=ops.cmd_run)
+
+    status = commands.add_parser("status", help="recent runs of the deployed pipeline")
+    ops.add_aws_arguments(status)
+    status.add_argument("--last", type=_positive_int, default=10, metavar="N", help="(default 10)")
+    status.set_defaults(handler=ops.cmd_status)
+
+    show = commands.add_parser("show", help="one run: state timeline, failed batches, console URL")
+    ops.add_aws_arguments(show)
+    show.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
+    show.add_argument("--ids", action="store_true", help="list every ID of the failed batches")
+    show.set_defaults(handler=ops.cmd_show)
+
+    retry = commands.add_parser(
+        "retry",
+        help="send again only what failed (redrive, or a new run over the failed batches)",
+    )
+    ops.add_aws_arguments(retry)
+    retry.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
+    retry.add_argument("--wait", action="store_true", help="follow it, then print the summary")
+    retry.set_defaults(handler=ops.cmd_retry)
+
+    graph = commands.add_parser("graph", help="the state machine as a Mermaid diagram")
+    mode = graph.add_mutually_exclusive_group()
+    mode.add_argument("--update-readme", action="store_true", help="rewrite README's diagram")
+    mode.add_argument("--check", action="store_true", help="exit 1 if README's diagram drifted")
+    graph.add_argument("--readme", type=Path, default=REPO_ROOT / "README.md", metavar="PATH")
+    graph.set_defaults(handler=ops.cmd_graph)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
