@@ -357,6 +357,7 @@ def local_aws(
     """moto with state machine execution on, Lambda tasks running `runtime`'s handlers."""
     from unittest import mock
 
+    import boto3
     from aws_lambda_powertools.utilities import parameters
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -382,12 +383,24 @@ def local_aws(
 
     recorder = _RetryRecorder(retry_waits)
     env = {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    # Map children run in threads, and moto's task code (and our handlers) call
+    # `boto3.client()`, which creates clients from boto3's default Session; boto3 documents
+    # Sessions as not thread-safe, and under load a racing creation surfaced as a
+    # States.Runtime error on one batch. Creating clients one at a time costs microseconds.
+    client_lock = threading.Lock()
+    real_client = boto3.client
+
+    def serialized_client(*args: Any, **kwargs: Any) -> Any:
+        with client_lock:
+            return real_client(*args, **kwargs)
+
     # Secrets cached by Powertools in an earlier run would point at an old local server.
     parameters.clear_caches()
     with (
         mock.patch.dict(os.environ, env),
         mock_aws(config=MOTO_CONFIG),
         mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+        mock.patch.object(boto3, "client", serialized_client),
         mock.patch.object(retrier_decl, "time", recorder),
         mock.patch.object(
             retrier_decl.RetrierDecl,
