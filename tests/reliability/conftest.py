@@ -80,7 +80,9 @@ def make_pipeline(
     execution timeout). Handler output goes to `lambda_log`, as in `enrichctl local`.
     """
     with contextlib.ExitStack() as stack:
-        log_file = stack.enter_context(lambda_log.open("w"))
+        log_file = stack.enter_context(
+            lambda_log.open("w", buffering=1)
+        )  # line-buffered: tests read it mid-run
 
         def make(
             *,
