@@ -120,7 +120,11 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
                 "{FunctionsInvokeEnrich.Arn}",
                 "InvokeEnrich, the task of each map child",
             ),
-            Grant(("lambda:InvokeFunction",), "{FunctionsQueryIds.Arn}", "QueryIds task"),
+            Grant(
+                ("lambda:InvokeFunction",),
+                "{FunctionsQueryIds.Arn}",
+                "the QueryIds task invokes it",
+            ),
             Grant(
                 ("s3:GetObject",),
                 BUCKET + "/runs/*/batches.json",
