@@ -130,7 +130,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from enrichctl.bench.runner import BenchError, BenchOptions, run_bench
     from enrichctl.bench.table import COLUMNS, table_cells
 
-    console = Console(highlight=False)
+    # Wide enough for the 12 columns when piped (make bench | tee): rich would squeeze to 80.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 220)
     options = BenchOptions(
         sizes=args.sizes,
         latency_ms=args.latency_ms,
