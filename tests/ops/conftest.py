@@ -67,6 +67,14 @@ def create_stack(pipeline: LocalPipeline, name: str = DEFAULT_STACK) -> None:
     boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def handler_loggers_outlive_capsys() -> None:
+    """Import the handlers (their Powertools loggers bind sys.stdout when created) before any
+    test's capsys replaces sys.stdout: bound to a capsys stream, they would log into a
+    closed file in later tests ("--- Logging error ---" on the stderr the tests assert)."""
+    import query_ids.handler  # noqa: F401
+
+
 @pytest.fixture
 def deployed(make_pipeline, capsys, monkeypatch):
     """Factory: `deployed(**make_pipeline kwargs)` -> Deployed, with the stack created."""

@@ -35,7 +35,7 @@ def test_run_wait_starts_a_named_manual_run_and_ends_with_the_local_summary(depl
     assert json.loads(described["input"]) == {"run_id": name, "trigger": "manual"}
     # The same tables as `enrichctl local`, filled from the deployed run.
     assert "States" in out and "Summary" in out
-    assert re.search(r"IDs queried \(valid, unique\)\s+│\s+150", out)
+    assert re.search(r"IDs queried \(valid, unique\)\s+│\s+80", out)
     assert re.search(r"batches failed\s+│\s+0", out)
     assert f"SUCCEEDED run {name}" in out
     assert sorted(i for r in env.api.requests for i in r.ids) == IDS
@@ -45,14 +45,14 @@ def test_run_limit_and_dry_run_report_the_batches_and_send_nothing(deployed, see
     seed(IDS)
     env = deployed()
 
-    code, out, err = env.enrichctl("run", "--dry-run", "--limit", "100")
+    code, out, err = env.enrichctl("run", "--dry-run", "--limit", "50")
 
     assert (code, err) == (0, "")
     assert env.api.requests == []  # nothing was sent
-    name = re.search(r"started (manual-\S+) \(dry run, limit 100\)", out).group(1)
+    name = re.search(r"started (manual-\S+) \(dry run, limit 50\)", out).group(1)
     batches = env.pipeline.read_json(f"runs/{name}/batches.json")
-    assert sum(len(b["ids"]) for b in batches) == 100
-    assert f"dry run: {len(batches)} requests carrying 100 IDs would have been sent" in out
+    assert sum(len(b["ids"]) for b in batches) == 50
+    assert f"dry run: {len(batches)} requests carrying 50 IDs would have been sent" in out
     assert batches[0]["batch_id"] in out
     assert json.loads(env.execution(name)["input"])["dry_run"] is True
 
