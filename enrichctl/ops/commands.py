@@ -159,7 +159,7 @@ def _dry_run_report(dep: Any, console: Any, described: dict[str, Any], run_id: s
 
     from enrichctl.ops import executions as ex
 
-    facts = ex.run_facts(dep, described)
+    facts = ex.run_facts(dep, described, ex.history(dep, described["executionArn"]))
     if described["status"] != "SUCCEEDED":
         console.print(f"{_status(facts.status)} dry run {facts.name}: {facts.error}: {facts.cause}")
         console.print(f"see: enrichctl show {facts.name}")
