@@ -6,7 +6,7 @@ FS_VENV := .venv-fakesnow
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test lint format unit synth demo bench clean
+.PHONY: setup test lint format unit synth demo bench clean reliability-doc
 
 setup: $(VENV)/.installed $(FS_VENV)/.installed node_modules/.installed
 
@@ -45,6 +45,12 @@ synth: setup
 
 demo: setup
 	$(BIN)/enrichctl local
+
+# Re-run the reliability matrices recording what they observe, then render README's
+# Reliability section from those outcomes (tests/reliability/readme.py).
+reliability-doc: setup
+	RELIABILITY_UPDATE=1 $(BIN)/pytest -n $(PYTEST_WORKERS) tests/reliability
+	$(BIN)/python -m tests.reliability.readme
 
 bench: setup
 	$(BIN)/python -m enrichctl bench
