@@ -92,7 +92,7 @@ FAULTS: tuple[Case, ...] = (
     Case(
         "execution-timeout",
         "Run exceeding the state machine timeout",
-        "definition TimeoutSeconds set to 2 (local rewrite); API answers after 1.5 s",
+        "definition TimeoutSeconds set to 2 (local rewrite); API answers after 3 s",
     ),
     Case(
         "duplicate-start",
