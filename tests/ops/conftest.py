@@ -18,10 +18,11 @@ from enrichctl.local_run.runner import LocalPipeline
 from enrichctl.ops import commands
 from enrichctl.ops.aws import DEFAULT_STACK
 
-# Reused, not copied: the template, embedded Snowflake, local API and LocalPipeline factory.
-from tests.workflow.conftest import make_pipeline, pipeline_template, seed, snowflake
+# Reused, not copied: the workflow tests' LocalPipeline factory (the template, embedded
+# Snowflake and seed fixtures come from tests/conftest.py).
+from tests.workflow.conftest import make_pipeline
 
-__all__ = ["make_pipeline", "pipeline_template", "seed", "snowflake"]
+__all__ = ["make_pipeline"]
 REGION = "us-east-1"  # where LocalPipeline runs moto
 
 

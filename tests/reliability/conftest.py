@@ -8,7 +8,6 @@ worker; a fresh moto, API and log file per test. Retry waits are recorded and sk
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -19,41 +18,8 @@ from typing import Any
 import pytest
 
 from enrich_shared.observability import SERVICE
-from enrichctl.embedded_snowflake import EmbeddedSnowflake
 from enrichctl.local_api import LocalEnrichApi
 from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
-from enrichctl.local_run.template import REPO_ROOT, load_template
-from stacks.config import load_config
-
-
-@pytest.fixture(scope="session")
-def pipeline_template() -> dict[str, Any]:
-    """The stack's synthesized template (cdk.json context), from the shared synth cache."""
-    template, _source = load_template()
-    return template
-
-
-@pytest.fixture(scope="session")
-def pipeline_config():
-    """The validated configuration the template was synthesized from."""
-    return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
-
-
-@pytest.fixture(scope="session")
-def snowflake() -> Iterator[EmbeddedSnowflake]:
-    with EmbeddedSnowflake() as snow:
-        yield snow
-
-
-@pytest.fixture
-def seed(snowflake) -> Callable[[list[Any]], None]:
-    """`seed(values)`: replace the source table with one row per IMDB value."""
-
-    def seed_values(values: list[Any]) -> None:
-        rows = [(f"ORG{n % 7}", f"10.5240/{n:04X}-{n:04X}", v) for n, v in enumerate(values)]
-        snowflake.seed_rows(rows)
-
-    return seed_values
 
 
 @pytest.fixture

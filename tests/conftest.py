@@ -1,0 +1,50 @@
+"""Fixtures shared by the suites that run the pipeline (workflow, ops, reliability).
+
+One synthesized template (from the shared synth cache) and one embedded Snowflake per xdist
+worker; each suite's own conftest builds its pipeline factory on top of these.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from enrichctl.embedded_snowflake import EmbeddedSnowflake
+from enrichctl.local_run.template import REPO_ROOT, load_template
+from stacks.config import load_config  # plain Python: does not start jsii
+
+
+@pytest.fixture(scope="session")
+def pipeline_template() -> dict[str, Any]:
+    """The stack's synthesized template (cdk.json context), synthesized once per worker."""
+    template, _source = load_template()
+    return template
+
+
+@pytest.fixture(scope="session")
+def pipeline_config():
+    """The validated `pipeline` configuration the template was synthesized from."""
+    # Read cdk.json directly: importing stacks.synth here would start jsii before
+    # load_template() silences its Node version banner.
+    return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
+
+
+@pytest.fixture(scope="session")
+def snowflake() -> Iterator[EmbeddedSnowflake]:
+    """The embedded Snowflake (fakesnow's server on 127.0.0.1), one per worker."""
+    with EmbeddedSnowflake() as snow:
+        yield snow
+
+
+@pytest.fixture
+def seed(snowflake) -> Callable[[list[Any]], None]:
+    """`seed(values)`: replace the source table with one row per IMDB value."""
+
+    def seed_values(values: list[Any]) -> None:
+        rows = [(f"ORG{n % 7}", f"10.5240/{n:04X}-{n:04X}", v) for n, v in enumerate(values)]
+        snowflake.seed_rows(rows)
+
+    return seed_values
