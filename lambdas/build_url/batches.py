@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from build_url.urls import build_urls, iter_batches
+from build_url.urls import iter_batches
 from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
 from enrich_shared.models import Batch
@@ -110,24 +110,6 @@ def stream_ids(bucket: str, key: str, client: Any) -> Iterator[str]:
         body.close()
 
 
-def load_ids(bucket: str, key: str, client: Any) -> list[str]:
-    """Read a run's whole ID list (a JSON array of strings) from S3."""
-    return list(stream_ids(bucket, key, client))
-
-
-def batches_from_ids(
-    bucket: str,
-    ids_key: str,
-    base_url: str,
-    max_ids_per_request: int,
-    max_url_length: int,
-    client: Any,
-) -> list[Batch]:
-    """Build the batches for the IDs stored at `ids_key`."""
-    ids = load_ids(bucket, ids_key, client)
-    return build_urls(base_url, ids, max_ids_per_request, max_url_length)
-
-
 def failed_batches(
     bucket: str, retry_of_run_id: str, client: Any, page_size: int | None = None
 ) -> list[Batch]:
@@ -170,15 +152,10 @@ def stream_batches_from_ids(
     max_url_length: int,
     client: Any,
 ) -> Iterator[Batch]:
-    """Like `batches_from_ids`, lazily: IDs stream in, batches stream out."""
+    """The batches for the IDs stored at `ids_key`: IDs stream in, batches stream out."""
     return iter_batches(
         base_url, stream_ids(bucket, ids_key, client), max_ids_per_request, max_url_length
     )
-
-
-def write_batches(bucket: str, run_id: str, batches: list[Batch], client: Any) -> str:
-    """Write `runs/<run_id>/batches.json` (the Distributed Map's items); return its key."""
-    return write_batches_stream(bucket, run_id, batches, client)[0]
 
 
 def write_batches_stream(
