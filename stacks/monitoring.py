@@ -151,7 +151,8 @@ class PipelineMonitoring(Construct):
                 'then start an execution with {"retry_of_run_id": "<run_id>"} to enrich '
                 "only those batches. QueryError/ConfigurationError: fix snowflake.query or the "
                 "secret and start a manual run. SnowflakeUnavailableError: Snowflake was down "
-                "through all retries; start a manual run once it is back.",
+                "through all retries; start a manual run once it is back. "
+                "FailureRecordIncomplete: fix S3 access, then start a new run (new run_id).",
             ),
             AlarmSpec(
                 "ExecutionsTimedOut",

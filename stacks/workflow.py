@@ -185,6 +185,24 @@ class PipelineWorkflow(Construct):
             # and failures are recorded as data instead (see RecordFailedBatch).
         )
         enrich_batches.item_processor(invoke_enrich)
+        # A child fails only if RecordFailedBatch itself failed after its retries: that
+        # batch's IDs are then in neither the API nor the failure record, so a retry run
+        # would miss them. Say so plainly instead of a bare map failure. (moto ignores
+        # failed children, so this path is AWS-only; tests/reliability records that.)
+        enrich_batches.add_catch(
+            sfn.Fail(
+                self,
+                "FailureRecordIncomplete",
+                error="FailureRecordIncomplete",
+                cause=(
+                    "A batch failed and its failure could not be written to runs/<run_id>/"
+                    "failed/, so the failure record is incomplete. Fix S3 access, then start "
+                    "a new run for the whole night (a new run_id), not a retry of this one."
+                ),
+            ),
+            errors=["States.ALL"],
+            result_path="$.map_error",
+        )
 
         # ---- decide the run's outcome from its failure record
         list_failed = self._sdk_task(

@@ -65,6 +65,7 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
         "AnyBatchFailed",
         "BatchesFailed",
         "AllBatchesEnriched",
+        "FailureRecordIncomplete",
     }
     assert states["RouteRun"]["Default"] == "QueryIds"
     assert states["RouteRun"]["Choices"][0]["Next"] == "BuildRetryBatches"
@@ -73,6 +74,11 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
     assert states["BuildUrls"]["Next"] == states["BuildRetryBatches"]["Next"] == "DryRunOrEmpty"
     assert states["DryRunOrEmpty"]["Default"] == "EnrichBatches"
     assert states["EnrichBatches"]["Next"] == "ListFailedBatches"
+    # A child fails only when its failure could not be recorded: the run must say so.
+    (map_catch,) = states["EnrichBatches"]["Catch"]
+    assert map_catch["ErrorEquals"] == ["States.ALL"]
+    assert map_catch["Next"] == "FailureRecordIncomplete"
+    assert states["FailureRecordIncomplete"]["Type"] == "Fail"
     assert states["ListFailedBatches"]["Next"] == "PublishFailedBatches"
     assert states["PublishFailedBatches"]["Next"] == "AnyBatchFailed"
     assert states["AnyBatchFailed"]["Choices"][0]["Next"] == "BatchesFailed"

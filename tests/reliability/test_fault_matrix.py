@@ -331,9 +331,10 @@ def test_s3_refusing_the_failure_record(make_pipeline, seed, update_outcomes):
         update_outcomes,
         invariant="BROKEN locally: " + book.summary(),
         note="moto's Distributed Map ignores a failed child, so locally the run ends as "
-        "shown; on AWS the Map fails (tolerated failures 0) -> FAILED "
-        "States.ExceedToleratedFailureThreshold -> ExecutionsFailed, and the batch is in "
-        "the Map's ResultWriter FAILED_*.json, not in failed/",
+        "shown; on AWS the Map fails and its Catch ends the run FAILED "
+        "FailureRecordIncomplete (ExecutionsFailed), whose cause says the record is "
+        "incomplete and to re-run the night with a new run_id; the batch is in the Map's "
+        "ResultWriter FAILED_*.json, not in failed/",
     )
     assert len(book.missing) == 70 and not book.duplicates
     assert row["status"]
