@@ -33,6 +33,14 @@ REPO_ROOT = PACKAGE_DIR.parent
 LAUNCHER = PACKAGE_DIR / "fakesnow_server.py"
 SAMPLE_CSV = PACKAGE_DIR / "data" / "eidr_sample.csv"
 
+#: The connector's Rust core probes cloud metadata endpoints (EC2 IMDS, GCE, Azure) for
+#: telemetry and region lookup. A local run talks to 127.0.0.1 only, so switch them off.
+LOOPBACK_ONLY_ENV = {
+    "SNOWFLAKE_DISABLE_PLATFORM_DETECTION": "true",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
 DATABASE = "EIDR"
 SCHEMA = "PUBLIC"
 TABLE = "ORGS_IMDB_FILTERED"
@@ -75,6 +83,7 @@ class EmbeddedSnowflake:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> EmbeddedSnowflake:
         """Start the server and wait until it accepts connections."""
+        os.environ.update(LOOPBACK_ONLY_ENV)
         if not self.python.exists():
             raise EmbeddedSnowflakeError(
                 f"fakesnow's python {self.python} does not exist: run `make setup` "

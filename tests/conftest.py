@@ -7,14 +7,18 @@ worker; each suite's own conftest builds its pipeline factory on top of these.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from enrichctl.embedded_snowflake import EmbeddedSnowflake
+from enrichctl.embedded_snowflake import LOOPBACK_ONLY_ENV, EmbeddedSnowflake
 from enrichctl.local_run.template import REPO_ROOT, load_template
 from stacks.config import load_config  # plain Python: does not start jsii
+
+# Tests reach 127.0.0.1 only: keep the Snowflake connector from probing cloud metadata.
+os.environ.update(LOOPBACK_ONLY_ENV)
 
 
 @pytest.fixture(scope="session")
