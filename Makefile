@@ -41,7 +41,7 @@ test: setup lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 synth: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk synth --quiet
+	npx cdk synth --quiet
 
 demo: setup
 	$(BIN)/enrichctl local

@@ -29,7 +29,7 @@ OFFLINE_ENV = {
 def offline_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({k: v for k, v in OFFLINE_ENV.items() if v})
-    # The CLI runs `python3 app.py` (cdk.json): make that the project's interpreter.
+    # cdk.json runs `.venv/bin/python app.py`; keep PATH pointing at the same interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
