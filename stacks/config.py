@@ -91,6 +91,8 @@ EXPRESS_CHILD_LIMIT_S = 300
 #: Seconds InvokeEnrich's Lambda gets beyond its HTTP timeouts (secret fetch, cold start).
 ENRICH_LAMBDA_MARGIN_S = 15
 HTTP_CONNECT_TIMEOUT_S = 5
+#: The longest query part one ID adds to a URL: `ids=` + the longest valid IMDB ID.
+LONGEST_ID_PART = "ids=tt" + "0" * 10
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
@@ -448,6 +450,17 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
         timeout_seconds=c.integer("enrichment.timeoutSeconds", 1, 180),
         retry=c.retry("enrichment.retry"),
     )
+    # Only when both values are valid (a failed check returns a placeholder).
+    if base_url and c.get("enrichment.maxUrlLength") == enrichment.max_url_length:
+        longest = len(base_url) + 1 + len(LONGEST_ID_PART)
+        if longest > enrichment.max_url_length:
+            c.fail(
+                "enrichment.maxUrlLength",
+                enrichment.max_url_length,
+                f"leaves no room for IDs after the {len(base_url)}-character "
+                f"enrichment.baseUrl (one ID alone makes a {longest}-character URL)",
+                f"raise it to at least {longest} or shorten enrichment.baseUrl",
+            )
     if not c.errors and enrichment.worst_case_batch_seconds() > EXPRESS_CHILD_LIMIT_S:
         c.fail(
             "enrichment.retry",

@@ -213,3 +213,13 @@ def test_several_problems_are_reported_together() -> None:
     message = error_of(enrichment__baseUrl="ftp://x", logLevel="LOUD")
     assert message.startswith("Invalid pipeline configuration (2 problems):")
     assert "pipeline.logLevel='LOUD' is not a log level" in message
+
+
+def test_base_url_longer_than_max_url_length_is_refused_at_synth() -> None:
+    # Otherwise synth passes and every night fails in BuildUrls with a ConfigurationError.
+    base = "https://api.example.com/" + "p" * 300
+    message = error_of(enrichment__baseUrl=base, enrichment__maxUrlLength=256)
+    assert "pipeline.enrichment.maxUrlLength=256 leaves no room for IDs" in message
+    assert "raise it to at least 341" in message
+    # Exactly enough room for one longest ID is accepted.
+    assert config_with(enrichment__baseUrl=base, enrichment__maxUrlLength=341)
