@@ -112,7 +112,9 @@ def test_404_for_a_wrong_path_is_rejected():
 def test_redirect_is_not_followed_and_is_rejected():
     with (
         LocalEnrichApi(rules={"tt0000001": 302}) as api,
-        pytest.raises(RejectedEnrichError, match=r"HTTP 302.*not followed"),
+        pytest.raises(
+            RejectedEnrichError, match=r"HTTP 302.*not followed; set enrichment\.baseUrl"
+        ),
     ):
         call(api)
     assert api.request_count == 1

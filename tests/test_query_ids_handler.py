@@ -225,6 +225,8 @@ def test_missing_column_lists_the_columns(snow, aws, monkeypatch):
     message = str(caught.value)
     assert "'IMDB_ID'" in message
     assert "['ORG_ID', 'CREATIVEWORKID', 'IMDB_VALUE']" in message
+    # The fix names the configuration key the operator owns, not the function's env var.
+    assert "snowflake.idColumn" in message
 
 
 @pytest.mark.parametrize("field", ["account", "user", "warehouse", "database", "schema", "role"])

@@ -178,7 +178,8 @@ def enrich_batch(
         location = response.headers.get("Location", "")
         raise RejectedEnrichError(
             f"{detail}, a redirect to {_where(location) if location else 'nowhere'!r} that is "
-            f"not followed; point ENRICH_BASE_URL at the final address; body: {body!r}"
+            f"not followed; set enrichment.baseUrl in cdk.json to the final address and deploy "
+            f"again; body: {body!r}"
         )
     raise RejectedEnrichError(
         f"{detail} (not retried: the request itself is refused); body: {body!r}"

@@ -223,7 +223,8 @@ def column_index(column_names: list[str], wanted: str) -> int:
         return folded.index(wanted.upper())
     raise QueryError(
         f"the query has no column {wanted!r}; its columns are {column_names}. "
-        "Set SNOWFLAKE_ID_COLUMN to one of them or change SNOWFLAKE_QUERY"
+        "Set snowflake.idColumn in cdk.json to one of them, or change snowflake.query, "
+        "and deploy again"
     )
 
 
