@@ -45,6 +45,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The largest `limit` the pipeline accepts (lambdas/enrich_shared/models.py MAX_LIMIT): above
+#: it the run would start, fail in QueryIds and page whoever is on call.
+MAX_RUN_LIMIT = 100_000_000
+
+
+def _run_limit(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_RUN_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_RUN_LIMIT:,} rows")
+    return value
+
+
 def _share(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -166,7 +178,7 @@ def _add_ops_commands(commands: Any) -> None:
         "queries and builds the batches, sends nothing, and lists what would have been sent.",
     )
     ops.add_aws_arguments(run)
-    run.add_argument("--limit", type=_positive_int, metavar="N", help="query at most N rows")
+    run.add_argument("--limit", type=_run_limit, metavar="N", help="query at most N rows")
     run.add_argument("--dry-run", action="store_true", help="build the batches, send nothing")
     run.add_argument("--wait", action="store_true", help="follow it, then print the summary")
     run.set_defaults(handler=ops.cmd_run)

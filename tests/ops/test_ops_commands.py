@@ -306,3 +306,15 @@ def test_unknown_profile_and_missing_region_are_one_clear_line(no_credentials, c
         "enrichctl status: error: no AWS region: pass --region REGION or set AWS_REGION "
         "(or the profile's)\n"
     )
+
+
+def test_run_limit_above_the_pipeline_maximum_is_refused_before_starting(capsys):
+    # The pipeline refuses it in QueryIds: starting it would only fail the run and page.
+    from enrich_shared.models import MAX_LIMIT
+    from enrichctl.cli import MAX_RUN_LIMIT, main
+
+    assert MAX_RUN_LIMIT == MAX_LIMIT
+    assert main(["run", "--limit", str(MAX_LIMIT + 1), "--region", "us-east-1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "argument --limit: 100000001 must be at most 100,000,000 rows" in err
