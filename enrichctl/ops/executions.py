@@ -33,6 +33,9 @@ REDRIVE_WINDOW = timedelta(days=14)
 NAME_MAX = 80
 #: The Fail state that means "every batch was attempted, some failed for good".
 BATCHES_FAILED = "BatchesFailed"
+#: The Fail state that means "a failed batch could not be recorded": the record is incomplete,
+#: so neither a retry over it nor a redrive covers the night (see stacks/workflow.py).
+FAILURE_RECORD_INCOMPLETE = "FailureRecordIncomplete"
 #: The states that call the enrichment API's builders: entering the map means enrichment began.
 MAP_STATE_EVENTS = ("MapStateEntered", "MapRunStarted")
 #: History events to read, newest first, for the counts of a run that has no output.
@@ -464,6 +467,13 @@ def plan_retry(
         raise OpsError(f"refused: {name} is still {status}; wait for it (`enrichctl show {name}`)")
     if status == "SUCCEEDED":
         raise OpsError(f"refused: {name} SUCCEEDED; there is nothing to retry")
+    if described.get("error") == FAILURE_RECORD_INCOMPLETE:
+        raise OpsError(
+            f"refused: {name} ended {FAILURE_RECORD_INCOMPLETE}: a failed batch could not be "
+            f"written to s3://{dep.bucket}/{failed_prefix(run_id)}, so the failure record "
+            "misses IDs; fix S3 access, then start a new run for the whole night with "
+            "`enrichctl run`"
+        )
     if described.get("error") == BATCHES_FAILED:
         records = failure_record(dep, run_id)
         if not records:

@@ -318,3 +318,26 @@ def test_run_limit_above_the_pipeline_maximum_is_refused_before_starting(capsys)
     out, err = capsys.readouterr()
     assert out == ""
     assert "argument --limit: 100000001 must be at most 100,000,000 rows" in err
+
+
+def test_retry_of_an_incomplete_failure_record_is_refused_with_the_fix():
+    # The state machine's cause and README say: fix S3, then a new run for the whole night.
+    # A retry over the record (or a redrive) would silently skip the unrecorded batch.
+    from types import SimpleNamespace
+
+    from enrichctl.ops.aws import OpsError
+    from enrichctl.ops.executions import plan_retry
+
+    described = {
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:Pipeline:night",
+        "name": "night",
+        "status": "FAILED",
+        "error": "FailureRecordIncomplete",
+        "input": '{"run_id": "scheduled-2026-11-25T02:00:00Z"}',
+    }
+    with pytest.raises(OpsError) as refused:
+        plan_retry(SimpleNamespace(bucket="run-data"), described)
+    message = str(refused.value)
+    assert message.startswith("refused: night ended FailureRecordIncomplete")
+    assert "s3://run-data/runs/scheduled-2026-11-25T02:00:00Z/failed/" in message
+    assert message.endswith("start a new run for the whole night with `enrichctl run`")
