@@ -261,46 +261,28 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
 
 
 # --------------------------------------------------------------------------- S3
-def test_s3_refusing_the_batch_list_fails_the_run_before_any_request(
-    make_pipeline, seed, update_outcomes
+@pytest.mark.parametrize(
+    ("case", "key_pattern", "first_id", "run_id"),
+    [
+        ("s3-batches-denied", r"/batches\.json$", 1_900_000, "f-s3-batches"),
+        ("s3-ids-denied", r"/ids\.json$", 2_000_000, "f-s3-ids"),
+    ],
+)
+def test_s3_refusing_a_run_file_fails_the_run_before_any_request(
+    make_pipeline, seed, update_outcomes, case, key_pattern, first_id, run_id
 ):
-    values = ids(1_900_000)
+    values = ids(first_id)
     seed(values)
     pipeline, api = make_pipeline()
 
-    with s3_put_failures(r"/batches\.json$") as fault:
-        report = pipeline.run({"run_id": "f-s3-batches"})
+    with s3_put_failures(key_pattern) as fault:
+        report = pipeline.run({"run_id": run_id})
 
     assert report.status == "FAILED", (report.error, report.cause)
     assert "AccessDenied" in (report.cause or "")
     assert fault.fired and api.request_count == 0
     observe(
-        "s3-batches-denied",
-        pipeline,
-        api,
-        report,
-        values,
-        update_outcomes,
-        whole_run_failed=True,
-        note="botocore's ClientError is not one of our error names: not retried",
-    )
-
-
-def test_s3_refusing_the_id_list_fails_the_run_before_any_request(
-    make_pipeline, seed, update_outcomes
-):
-    values = ids(2_000_000)
-    seed(values)
-    pipeline, api = make_pipeline()
-
-    with s3_put_failures(r"/ids\.json$") as fault:
-        report = pipeline.run({"run_id": "f-s3-ids"})
-
-    assert report.status == "FAILED", (report.error, report.cause)
-    assert "AccessDenied" in (report.cause or "")
-    assert fault.fired and api.request_count == 0
-    observe(
-        "s3-ids-denied",
+        case,
         pipeline,
         api,
         report,
