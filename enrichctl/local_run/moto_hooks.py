@@ -177,13 +177,17 @@ class _EnvironmentGate:
     os.environ is process-wide, so invocations of the SAME function share it (the Map's
     concurrent InvokeEnrich calls stay concurrent) and a different function waits until
     they are done. Top-level steps are sequential anyway.
+
+    Keys are only ever overwritten here, never removed: other threads (moto's task workers,
+    botocore) iterate os.environ while handlers run, and a key vanishing mid-iteration
+    surfaced as a States.Runtime `KeyError: 'BUCKET_NAME'` on a random batch. `local_aws()`
+    sets every function's keys up front and restores the whole environment when it exits.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._active: str | None = None
         self._count = 0
-        self._saved: dict[str, str | None] = {}
 
     @contextlib.contextmanager
     def use(self, name: str, env: dict[str, str]) -> Iterator[None]:
@@ -192,8 +196,9 @@ class _EnvironmentGate:
                 self._cond.wait()
             if self._count == 0:
                 self._active = name
-                self._saved = {key: os.environ.get(key) for key in env}
-                os.environ.update(env)
+                for key, value in env.items():
+                    if os.environ.get(key) != value:
+                        os.environ[key] = value
             self._count += 1
         try:
             yield
@@ -201,11 +206,6 @@ class _EnvironmentGate:
             with self._cond:
                 self._count -= 1
                 if self._count == 0:
-                    for key, value in self._saved.items():
-                        if value is None:
-                            os.environ.pop(key, None)
-                        else:
-                            os.environ[key] = value
                     self._active = None
                     self._cond.notify_all()
 
@@ -226,6 +226,14 @@ class LocalLambdaRuntime:
     def register(self, function: LocalFunction) -> None:
         """Make `function` invocable by name and by ARN."""
         self.functions[function.name] = function
+
+    def environment_keys(self) -> dict[str, str]:
+        """Every registered function's environment in one dict (first value of a key wins)."""
+        merged: dict[str, str] = {}
+        for function in self.functions.values():
+            for key, value in function.environment.items():
+                merged.setdefault(key, value)
+        return merged
 
     def lookup(self, function_name: str) -> LocalFunction | None:
         """Find a function by name, ARN or partial ARN."""
@@ -382,7 +390,8 @@ def local_aws(
         return runtime.invoke(function, body, response_headers)
 
     recorder = _RetryRecorder(retry_waits)
-    env = {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    # Every function's keys exist from the start, so the gate only overwrites values.
+    env = {**runtime.environment_keys(), "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
     # Map children run in threads, and moto's task code (and our handlers) call
     # `boto3.client()`, which creates clients from boto3's default Session; boto3 documents
     # Sessions as not thread-safe, and under load a racing creation surfaced as a
