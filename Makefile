@@ -6,7 +6,7 @@ FS_VENV := .venv-fakesnow
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test lint format unit synth demo bench clean reliability-doc
+.PHONY: setup test lint format synth demo bench clean reliability-doc
 
 setup: $(VENV)/.installed $(FS_VENV)/.installed node_modules/.installed
 
