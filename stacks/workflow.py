@@ -36,13 +36,6 @@ from stacks.storage import MAP_RESULTS_PREFIX
 #: Error names (Lambda errorType = exception class name, see lambdas/enrich_shared/errors.py).
 SNOWFLAKE_RETRYABLE = "SnowflakeUnavailableError"
 ENRICH_RETRYABLE = "RetryableEnrichError"
-NON_RETRYABLE = (
-    "InvalidInputError",
-    "ConfigurationError",
-    "QueryError",
-    "IdTooLongError",
-    "RejectedEnrichError",
-)
 #: What LambdaInvoke's retry_on_service_exceptions retries (the Lambda service's own errors).
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
