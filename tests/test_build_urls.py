@@ -19,6 +19,7 @@ from build_url.batches import failed_batches
 from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
+from tests.emf import emitted_metrics
 
 # Handlers that raise before adding a metric make Powertools warn about an empty flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -261,18 +262,6 @@ def handler(event):
     from build_url.handler import lambda_handler
 
     return lambda_handler(event, FakeContext())
-
-
-def emitted_metrics(out: str) -> dict[str, float]:
-    """Metric values from the EMF lines Powertools printed."""
-    values = {}
-    for line in out.splitlines():
-        if '"_aws"' in line:
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                values[metric["Name"]] = value[0] if isinstance(value, list) else value
-    return values
 
 
 def query_result(run_id: str, count: int) -> dict:

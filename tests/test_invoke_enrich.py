@@ -21,6 +21,7 @@ from enrich_shared.observability import logger as step_logger
 from enrichctl.local_api import RESET, SLOW, LocalEnrichApi, fake_record
 from invoke_enrich.client import ClientSettings, enrich_batch
 from invoke_enrich.handler import lambda_handler
+from tests.emf import emitted_metrics
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -257,17 +258,6 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 60_000
-
-
-def emitted_metrics(out: str) -> dict[str, float]:
-    values = {}
-    for line in out.splitlines():
-        if '"_aws"' in line:
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                values[metric["Name"]] = value[0] if isinstance(value, list) else value
-    return values
 
 
 def test_handler_returns_the_enrich_result_and_counts_it(logs, capsys):
