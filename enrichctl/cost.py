@@ -76,9 +76,14 @@ class Prices:
 PRICES = Prices()
 
 #: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
-FUNCTION_MEMORY_MB = {"query_ids": 1024, "build_url": 512, "invoke_enrich": 256}
+FUNCTION_MEMORY_MB = {
+    "query_ids": 1024,
+    "build_url": 512,
+    "invoke_enrich": 256,
+    "count_failed": 256,
+}
 #: Parent (Standard) transitions of a normal night: Route, QueryIds, HasIds?, BuildUrls,
-#: EnrichBatches, ListFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
+#: EnrichBatches, CountFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
 #: (measured by `enrichctl bench` from the execution history: 10 on a clean night).
 PARENT_TRANSITIONS = 10
 #: Express child memory: 50 MB + definition + payload (~1.5 KB a batch), billed in 64 MB.
@@ -105,6 +110,8 @@ class Workload:
     query_us_per_id: float = 4.0  # fetch + clean + write, per row
     build_ms_fixed: float = 200.0
     build_us_per_id: float = 3.0
+    #: CountFailedBatches' duration (one LIST call per 1,000 failed batches).
+    count_ms: float = 300.0
     parent_transitions: int = PARENT_TRANSITIONS
     #: Log bytes per InvokeEnrich invocation (handler lines + Lambda's START/END/REPORT).
     enrich_log_bytes: int = 1_200
@@ -191,13 +198,16 @@ def night_usage(w: Workload) -> Usage:
         sfn_transitions=w.parent_transitions,
         express_requests=batches,
         express_gb_s=express_ms / 1000 * EXPRESS_CHILD_MEMORY_MB / 1024,
-        lambda_requests=2 + attempts,
+        # QueryIds, BuildUrls, CountFailedBatches, and one InvokeEnrich per attempt
+        lambda_requests=3 + attempts,
         lambda_gb_s={
             "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
             "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
             "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
+            "count_failed": w.count_ms / 1000 * gb["count_failed"] / 1024,
         },
-        # claim + ids.json + batches.json + ResultWriter manifest + its result file + LIST
+        # claim + ids.json + batches.json + ResultWriter manifest + its result file + the
+        # CountFailedBatches LIST (one per 1,000 failed batches; one on a clean night)
         s3_put_requests=1 + _s3_upload_requests(ids_json) + _s3_upload_requests(batches_json) + 3,
         # BuildUrls reads ids.json, the Map's ItemReader reads batches.json
         s3_get_requests=2,

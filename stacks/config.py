@@ -91,6 +91,11 @@ EXPRESS_CHILD_LIMIT_S = 300
 #: Seconds InvokeEnrich's Lambda gets beyond its HTTP timeouts (secret fetch, cold start).
 ENRICH_LAMBDA_MARGIN_S = 15
 HTTP_CONNECT_TIMEOUT_S = 5
+#: A Lambda Task may run this much longer than its Lambda before Step Functions gives up.
+TASK_TIMEOUT_MARGIN_S = 10
+#: RecordFailedBatch (one S3 PutObject of a few KB) gives up after this long per attempt,
+#: and retries this way: short, because its whole worst case counts against the 300 s.
+RECORD_FAILED_TIMEOUT_S = 5
 #: The longest query part one ID adds to a URL: `ids=` + the longest valid IMDB ID.
 LONGEST_ID_PART = "ids=tt" + "0" * 10
 
@@ -183,11 +188,62 @@ class EnrichmentConfig:
         """InvokeEnrich's Lambda timeout: connect + read + margin, so HTTP times out first."""
         return HTTP_CONNECT_TIMEOUT_S + self.timeout_seconds + ENRICH_LAMBDA_MARGIN_S
 
-    def worst_case_batch_seconds(self) -> float:
-        """Longest a batch can take: every attempt runs to its timeout, every wait is maximal."""
-        attempts = self.retry.max_attempts + 1
-        # The Task timeout is the Lambda timeout + 10 s; use it so the bound is honest.
-        return attempts * (self.lambda_timeout_s + 10) + sum(self.retry.waits())
+    def child_budget(self) -> ChildBudget:
+        """The worst-case time of one batch's Express child (see `ChildBudget`)."""
+        return ChildBudget(
+            invoke_timeout_s=self.lambda_timeout_s + TASK_TIMEOUT_MARGIN_S,
+            invoke_retry=self.retry,
+        )
+
+
+#: RecordFailedBatch's retrier: 2 retries, 1 s then 2 s (un-jittered), 5 s per attempt.
+RECORD_FAILED_RETRY = RetryConfig(
+    interval_seconds=1, backoff_rate=2.0, max_attempts=2, max_delay_seconds=2
+)
+
+
+@dataclass(frozen=True)
+class ChildBudget:
+    """Everything one batch's Express child may spend, in one place.
+
+    A child is InvokeEnrich (one retrier for every retryable error: RetryableEnrichError,
+    the Lambda service's errors and throttling, bounded by `enrichment.retry`) and, when
+    that fails for good, RecordFailedBatch (its own short timeout and retrier). The state
+    machine is built from these figures (stacks/workflow.py) and config validation refuses
+    a `worst_case_s` above Express's 300 s, so both always agree.
+    """
+
+    invoke_timeout_s: int
+    invoke_retry: RetryConfig
+    record_timeout_s: int = RECORD_FAILED_TIMEOUT_S
+    record_retry: RetryConfig = RECORD_FAILED_RETRY
+
+    @property
+    def invoke_worst_s(self) -> float:
+        """InvokeEnrich: every attempt runs to its Task timeout, every wait is maximal."""
+        r = self.invoke_retry
+        return (r.max_attempts + 1) * self.invoke_timeout_s + sum(r.waits())
+
+    @property
+    def record_worst_s(self) -> float:
+        """RecordFailedBatch, the same way."""
+        r = self.record_retry
+        return (r.max_attempts + 1) * self.record_timeout_s + sum(r.waits())
+
+    @property
+    def worst_case_s(self) -> float:
+        """The longest a child can live: InvokeEnrich's worst case, then the record's."""
+        return self.invoke_worst_s + self.record_worst_s
+
+    def explain(self) -> str:
+        """How `worst_case_s` is made up, for error messages and docs."""
+        r, rr = self.invoke_retry, self.record_retry
+        return (
+            f"InvokeEnrich {r.max_attempts + 1} attempts x {self.invoke_timeout_s} s + "
+            f"{sum(r.waits()):g} s of retry waits = {self.invoke_worst_s:g} s, then "
+            f"RecordFailedBatch {rr.max_attempts + 1} x {self.record_timeout_s} s + "
+            f"{sum(rr.waits()):g} s = {self.record_worst_s:g} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -461,14 +517,18 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
                 f"enrichment.baseUrl (one ID alone makes a {longest}-character URL)",
                 f"raise it to at least {longest} or shorten enrichment.baseUrl",
             )
-    if not c.errors and enrichment.worst_case_batch_seconds() > EXPRESS_CHILD_LIMIT_S:
+    budget = enrichment.child_budget()
+    if not c.errors and budget.worst_case_s >= EXPRESS_CHILD_LIMIT_S:
         c.fail(
             "enrichment.retry",
             raw["enrichment"]["retry"],
-            f"lets one batch run up to {enrichment.worst_case_batch_seconds():.0f} s "
-            f"(with timeoutSeconds={enrichment.timeout_seconds}), beyond the "
-            f"{EXPRESS_CHILD_LIMIT_S} s an Express child execution may live",
-            "lower maxAttempts, maxDelaySeconds or enrichment.timeoutSeconds",
+            f"lets one batch's child execution run up to {budget.worst_case_s:g} s "
+            f"({budget.explain()}; each InvokeEnrich attempt is timeoutSeconds="
+            f"{enrichment.timeout_seconds} + {budget.invoke_timeout_s - enrichment.timeout_seconds}"
+            f" s), not below the {EXPRESS_CHILD_LIMIT_S} s an Express child may live",
+            "lower enrichment.retry.maxAttempts or maxDelaySeconds, or "
+            "enrichment.timeoutSeconds, until the total is below "
+            f"{EXPRESS_CHILD_LIMIT_S} s",
         )
 
     emails = c.get("alarms.emails")

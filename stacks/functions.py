@@ -1,4 +1,4 @@
-"""The three pipeline steps as Lambda functions, each with its own least-privilege role."""
+"""The pipeline steps as Lambda functions, each with its own least-privilege role."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
 #: BuildUrls reads one ID list and writes one batch list: seconds, even for millions of IDs.
 BUILD_URL_TIMEOUT_S = 300
+#: CountFailedBatches lists 1,000 keys per call: ~15 calls for a night of 1,000,000 IDs.
+COUNT_FAILED_TIMEOUT_S = 60
+#: ListBucket on the failure records only (`s3:prefix` runs/<run_id>/failed/...).
+FAILED_PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}}
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,10 @@ class StepSpec:
 
 
 class PipelineFunctions(Construct):
-    """QueryIds, BuildUrls and InvokeEnrich; handlers are `<step>.handler.lambda_handler`."""
+    """QueryIds, BuildUrls, InvokeEnrich and CountFailedBatches.
+
+    Handlers are `<step>.handler.lambda_handler`.
+    """
 
     def __init__(
         self,
@@ -107,12 +114,18 @@ class PipelineFunctions(Construct):
                 environment=enrich_env,
             ),
         )
+        self.count_failed = self._function(
+            "CountFailedBatches",
+            StepSpec(
+                "count_failed", memory_mb=256, timeout_s=COUNT_FAILED_TIMEOUT_S, environment=common
+            ),
+        )
         self._grant_permissions()
 
     @property
     def all(self) -> list[lambda_.Function]:
-        """The three functions, in pipeline order."""
-        return [self.query_ids, self.build_url, self.invoke_enrich]
+        """Every function, in pipeline order."""
+        return [self.query_ids, self.build_url, self.invoke_enrich, self.count_failed]
 
     def _function(self, name: str, spec: StepSpec) -> lambda_.Function:
         log_group = logs.LogGroup(
@@ -190,13 +203,15 @@ class PipelineFunctions(Construct):
                 actions=["s3:PutObject"], resources=self._objects("runs/*/batches.json")
             )
         )
-        self.build_url.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[self._bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}},
+        # BuildUrls (retry mode) and CountFailedBatches list a run's failure record.
+        for function in (self.build_url, self.count_failed):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[self._bucket.bucket_arn],
+                    conditions=FAILED_PREFIX_CONDITION,
+                )
             )
-        )
         api_key = self._config.enrichment.api_key_secret_name
         if api_key:
             secretsmanager.Secret.from_secret_name_v2(self, "ApiKeySecret", api_key).grant_read(

@@ -17,14 +17,12 @@ SCHEDULED_TIME = scheduler.ContextAttribute.scheduled_time  # "<aws.scheduler.sc
 def schedule_input() -> dict[str, str]:
     """The execution input of a scheduled run.
 
-    The run ID is derived from the scheduled time, so a second start for the same night
-    (Scheduler retry, manual re-drive) carries the same ID and QueryIds' claim stops it.
+    Scheduler documents its context keywords as whole JSON values only, so the scheduled
+    time is passed alone and QueryIds derives the run ID from it (`scheduled-<UTC time>`,
+    enrich_shared.models.scheduled_run_id): a second start for the same night (Scheduler
+    retry, manual re-drive) carries the same ID and QueryIds' claim stops it.
     """
-    return {
-        "run_id": f"scheduled-{SCHEDULED_TIME}",
-        "trigger": "schedule",
-        "scheduled_time": str(SCHEDULED_TIME),
-    }
+    return {"trigger": "schedule", "scheduled_time": str(SCHEDULED_TIME)}
 
 
 class NightlySchedule(Construct):

@@ -9,13 +9,14 @@
                                        dry run / no batches --> DryRunOrNoBatches
                                        otherwise --> EnrichBatches (Distributed Map)
                                                       InvokeEnrich --Catch--> RecordFailedBatch
-                                     ListFailedBatches -> PublishFailedBatches
+                                     CountFailedBatches -> PublishFailedBatches
                                      -> AnyBatchFailed (Choice) --> BatchesFailed (Fail)
                                                                 `-> AllBatchesEnriched
 
 After BuildUrls the state is the BuildResult: `$.run_id`, `$.dry_run`, `$.batches_key`,
 `$.batch_count`, `$.ids_count`. The map's result is discarded (ResultWriter keeps it in S3),
-so `$.run_id` is still there for the failure-record steps; they add `$.failed.count`.
+so `$.run_id` is still there for the steps after the map; CountFailedBatches adds
+`$.failed` (`{"count", "prefix"}`, an exact count at any size).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.config import PipelineConfig, RetryConfig, log_retention
+from stacks.config import TASK_TIMEOUT_MARGIN_S, PipelineConfig, RetryConfig, log_retention
 from stacks.functions import METRICS_NAMESPACE, SERVICE_NAME, PipelineFunctions
 from stacks.storage import MAP_RESULTS_PREFIX
 
@@ -43,17 +44,14 @@ LAMBDA_SERVICE_ERRORS = (
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
 )
-#: Lambda throttling under map concurrency: back off briefly rather than fail the batch.
+#: Lambda throttling under map concurrency: back off rather than fail the batch.
 LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
 FAILED_BATCHES_METRIC = "FailedBatches"
-#: A Task may run this much longer than its Lambda before Step Functions gives up on it.
-TASK_TIMEOUT_MARGIN_S = 10
 SDK_TASK_TIMEOUT_S = 60
-
-
-def task_timeout(function_timeout_s: int) -> sfn.Timeout:
-    """The Task timeout for a Lambda with the given timeout (always above it)."""
-    return sfn.Timeout.duration(Duration.seconds(function_timeout_s + TASK_TIMEOUT_MARGIN_S))
+#: Retries of idempotent SDK calls outside the map (a metric): any failure, briefly.
+SDK_TASK_RETRY = RetryConfig(
+    interval_seconds=2, backoff_rate=2.0, max_attempts=3, max_delay_seconds=20
+)
 
 
 def _retry_props(retry: RetryConfig) -> dict:
@@ -105,31 +103,27 @@ class PipelineWorkflow(Construct):
         build_urls = self._lambda_task("BuildUrls", functions.build_url, None)
         build_retry = self._lambda_task("BuildRetryBatches", functions.build_url, run_payload)
 
-        # ---- one child execution per batch
+        # ---- one child execution per batch, built from its time budget (config.py)
+        budget = config.enrichment.child_budget()
         invoke_enrich = self._lambda_task(
-            "InvokeEnrich", functions.invoke_enrich, None, service_retries=False
+            "InvokeEnrich",
+            functions.invoke_enrich,
+            None,
+            service_retries=False,
+            timeout_s=budget.invoke_timeout_s,
         )
-        # Lambda's own hiccups, retried briefly: a child must stay well inside Express's
-        # 5-minute limit (the construct's default would wait up to ~2 minutes).
+        # ONE retrier for everything retryable (the API's 429/5xx/timeouts, the Lambda
+        # service's errors and throttling), bounded by enrichment.retry: Step Functions
+        # counts attempts per retrier, so separate retriers would add up, and the child
+        # must stay inside Express's 5 minutes (checked in config.py on these figures).
         invoke_enrich.add_retry(
-            errors=list(LAMBDA_SERVICE_ERRORS),
-            interval=Duration.seconds(1),
-            backoff_rate=2,
-            max_attempts=3,
-            max_delay=Duration.seconds(10),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        invoke_enrich.add_retry(errors=[ENRICH_RETRYABLE], **_retry_props(config.enrichment.retry))
-        invoke_enrich.add_retry(
-            errors=[LAMBDA_THROTTLED],
-            interval=Duration.seconds(2),
-            backoff_rate=2,
-            max_attempts=4,
-            max_delay=Duration.seconds(30),
-            jitter_strategy=sfn.JitterType.FULL,
+            errors=[ENRICH_RETRYABLE, *LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED],
+            **_retry_props(budget.invoke_retry),
         )
         record_failed = self._sdk_task(
             "RecordFailedBatch",
+            timeout_s=budget.record_timeout_s,
+            retry=budget.record_retry,
             service="s3",
             action="putObject",
             parameters={
@@ -198,19 +192,23 @@ class PipelineWorkflow(Construct):
         )
 
         # ---- decide the run's outcome from its failure record
-        list_failed = self._sdk_task(
-            "ListFailedBatches",
-            service="s3",
-            action="listObjectsV2",
-            iam_action="s3:ListBucket",
-            parameters={
-                "Bucket": bucket.bucket_name,
-                "Prefix": sfn.JsonPath.format(
-                    "runs/{}/failed/", sfn.JsonPath.string_at("$.run_id")
-                ),
+        # An exact, paginated count in a Lambda: ListObjectsV2's KeyCount stops at 1,000
+        # and a 1,000-key listing nears the 256 KiB state limit (DataLimitExceeded is not
+        # caught by States.ALL). Only {"count", "prefix"} comes back into the state.
+        count_failed = self._lambda_task(
+            "CountFailedBatches",
+            functions.count_failed,
+            sfn.TaskInput.from_object({"run_id": sfn.JsonPath.string_at("$.run_id")}),
+            result_selector={
+                "count": sfn.JsonPath.number_at("$.Payload.count"),
+                "prefix": sfn.JsonPath.string_at("$.Payload.prefix"),
             },
-            result_selector={"count": sfn.JsonPath.number_at("$.KeyCount")},
             result_path="$.failed",
+        )
+        # Counting is read-only: retry S3's errors (boto3's ClientError, after boto3's own
+        # retries) and a timed-out attempt briefly; our own errors (bad input) never.
+        count_failed.add_retry(
+            errors=["ClientError", "States.Timeout"], **_retry_props(SDK_TASK_RETRY)
         )
         publish_failed = self._sdk_task(
             "PublishFailedBatches",
@@ -248,7 +246,12 @@ class PipelineWorkflow(Construct):
             .when(sfn.Condition.number_greater_than("$.failed.count", 0), batches_failed)
             .otherwise(sfn.Succeed(self, "AllBatchesEnriched"))
         )
-        enrich_and_judge = enrich_batches.next(list_failed).next(publish_failed).next(any_failed)
+        # The steps after the map, in order; the run's outcome (AnyBatchFailed) comes last.
+        after_map: list[sfn.TaskStateBase] = [count_failed, publish_failed]
+        chain = sfn.Chain.start(enrich_batches)
+        for step in after_map:
+            chain = chain.next(step)
+        enrich_and_judge = chain.next(any_failed)
 
         dry_run_or_empty = (
             sfn.Choice(self, "DryRunOrEmpty")
@@ -339,8 +342,13 @@ class PipelineWorkflow(Construct):
         payload: sfn.TaskInput | None,
         *,
         service_retries: bool = True,
+        timeout_s: int | None = None,
+        result_selector: dict | None = None,
+        result_path: str | None = None,
     ) -> tasks.LambdaInvoke:
-        timeout_s = int(function.timeout.to_seconds()) if function.timeout else 900
+        if timeout_s is None:
+            function_s = int(function.timeout.to_seconds()) if function.timeout else 900
+            timeout_s = function_s + TASK_TIMEOUT_MARGIN_S
         # retry_on_service_exceptions (default True) retries Lambda.ServiceException,
         # Lambda.AWSLambdaException, Lambda.SdkClientException and
         # Lambda.ClientExecutionTimeoutException. Our own errors are retried only where a
@@ -351,8 +359,11 @@ class PipelineWorkflow(Construct):
             name,
             lambda_function=function,
             payload=payload,
-            output_path="$.Payload",
-            task_timeout=task_timeout(timeout_s),
+            # Either the whole result replaces the state, or a selected part goes to a path.
+            output_path=None if result_path else "$.Payload",
+            result_selector=result_selector,
+            result_path=result_path,
+            task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_s)),
             retry_on_service_exceptions=service_retries,
         )
 
@@ -363,33 +374,23 @@ class PipelineWorkflow(Construct):
         service: str,
         action: str,
         parameters: dict,
-        iam_action: str | None = None,
-        result_selector: dict | None = None,
-        result_path: str = sfn.JsonPath.DISCARD,
+        timeout_s: int = SDK_TASK_TIMEOUT_S,
+        retry: RetryConfig = SDK_TASK_RETRY,
     ) -> tasks.CallAwsService:
         task = tasks.CallAwsService(
             self,
             name,
             service=service,
             action=action,
-            iam_action=iam_action,
             # The real grants are in `_statements`; this one only satisfies the construct.
             iam_resources=[self._bucket.bucket_arn],
             parameters=parameters,
-            result_selector=result_selector,
-            result_path=result_path,
-            task_timeout=sfn.Timeout.duration(Duration.seconds(SDK_TASK_TIMEOUT_S)),
+            result_path=sfn.JsonPath.DISCARD,
+            task_timeout=sfn.Timeout.duration(Duration.seconds(timeout_s)),
         )
-        # Idempotent calls (same key/body, a listing, a metric): retrying any failure of
-        # the call itself is safe and cheap.
-        task.add_retry(
-            errors=["States.TaskFailed", "States.Timeout"],
-            interval=Duration.seconds(2),
-            backoff_rate=2,
-            max_attempts=3,
-            max_delay=Duration.seconds(20),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        # Idempotent calls (same key/body, a metric): retrying any failure of the call
+        # itself is safe and cheap.
+        task.add_retry(errors=["States.TaskFailed", "States.Timeout"], **_retry_props(retry))
         return task
 
     def _statements(
@@ -418,12 +419,6 @@ class PipelineWorkflow(Construct):
                 sid="WriteFailureRecords",
                 actions=["s3:PutObject"],
                 resources=[bucket.arn_for_objects("runs/*/failed/*")],
-            ),
-            iam.PolicyStatement(
-                sid="ListFailureRecords",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}},
             ),
             iam.PolicyStatement(
                 sid="WriteMapResults",

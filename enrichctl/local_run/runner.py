@@ -116,6 +116,24 @@ class RunReport:
         return {key: values[key] for key in SUMMARY_KEYS}
 
 
+def run_id_in(run_input: dict[str, Any], execution_name: str) -> str:
+    """The run ID the pipeline gives an execution with this input (QueryIds' rule,
+    `enrich_shared.models.run_id_of`: run_id, else from scheduled_time, else the name).
+
+    Falls back to the execution name when the input is unusable (that run failed in
+    QueryIds, and its name is what an operator looks for).
+    """
+    if str(LAMBDAS_DIR) not in sys.path:
+        sys.path.insert(0, str(LAMBDAS_DIR))
+    from enrich_shared.errors import InvalidInputError
+    from enrich_shared.models import run_id_of
+
+    try:
+        return run_id_of(run_input, execution_name)
+    except InvalidInputError:
+        return execution_name
+
+
 def _step_of(function: LocalFunction) -> str:
     """`query_ids` for handler `query_ids.handler.lambda_handler`."""
     return function.handler.split(".")[0] if isinstance(function.handler, str) else ""
@@ -281,8 +299,12 @@ class LocalPipeline:
         import boto3
 
         execution_input = dict(execution_input or {})
-        run_id = execution_input.get("run_id") or name or default_run_id()
-        execution_input.setdefault("run_id", run_id)
+        if "scheduled_time" in execution_input and not execution_input.get("run_id"):
+            # A schedule-shaped input: the pipeline derives the run ID (as on AWS).
+            run_id = run_id_in(execution_input, name or default_run_id())
+        else:
+            run_id = execution_input.get("run_id") or name or default_run_id()
+            execution_input.setdefault("run_id", run_id)
         name = name or re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:80]
         response = boto3.client("stepfunctions").start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
@@ -418,7 +440,7 @@ class LocalPipeline:
     ) -> RunReport:
         arn = described["executionArn"]
         run_input = json.loads(described.get("input") or "{}")
-        run_id = run_input.get("run_id") or described.get("name", "")
+        run_id = run_id_in(run_input, str(described.get("name", "")))
         events = self.history(arn)
 
         def last_result(step: str) -> dict[str, Any]:

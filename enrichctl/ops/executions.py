@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from enrichctl.local_run.definition import LocalDefinition
-from enrichctl.local_run.runner import LAMBDAS_DIR, TERMINAL, RunReport, _state_rows
+from enrichctl.local_run.runner import LAMBDAS_DIR, TERMINAL, RunReport, _state_rows, run_id_in
 from enrichctl.ops.aws import Deployment, OpsError, aws_errors
 
 if str(LAMBDAS_DIR) not in sys.path:
@@ -214,7 +214,7 @@ def run_facts(
         arn=described["executionArn"],
         status=str(described["status"]),
         trigger=trigger_of(run_input, name),
-        run_id=str(run_input.get("run_id") or name),
+        run_id=run_id_in(run_input, name),
         start=described.get("startDate"),
         stop=described.get("stopDate"),
         counts=counts,
@@ -462,7 +462,7 @@ def plan_retry(
     name = str(described.get("name") or arn.rsplit(":", 1)[-1])
     status = str(described["status"])
     run_input = _loads(described.get("input")) or {}
-    run_id = str(run_input.get("run_id") or name)
+    run_id = run_id_in(run_input, name)
     if status in ("RUNNING", "PENDING_REDRIVE"):
         raise OpsError(f"refused: {name} is still {status}; wait for it (`enrichctl show {name}`)")
     if status == "SUCCEEDED":

@@ -121,13 +121,7 @@ def failed_batches(
     exists so tests can prove the listing follows continuation tokens.
     """
     prefix = storage.failed_prefix(retry_of_run_id)
-    keys: list[str] = []
-    pagination = {"PageSize": page_size} if page_size else {}
-    pages = client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, PaginationConfig=pagination
-    )
-    for page in pages:
-        keys.extend(obj["Key"] for obj in page.get("Contents", []) if obj["Key"].endswith(".json"))
+    keys = list(storage.failed_record_keys(bucket, retry_of_run_id, client, page_size))
     if not keys:
         raise InvalidInputError(
             f"run {retry_of_run_id!r} has no failed batches under s3://{bucket}/{prefix}: "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from enrich_shared.errors import InvalidInputError
@@ -21,6 +22,9 @@ RUN_INPUT_KEYS = frozenset(
     {"run_id", "trigger", "scheduled_time", "limit", "dry_run", "retry_of_run_id"}
 )
 TRIGGERS = frozenset({"schedule", "manual", "retry"})
+#: Run IDs of scheduled nights: `scheduled-` + the scheduled time in UTC, to the second.
+SCHEDULED_RUN_ID_PREFIX = "scheduled-"
+SCHEDULED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _as_dict(event: Any, what: str) -> dict[str, Any]:
@@ -37,6 +41,39 @@ def validate_run_id(value: Any, field_name: str = "run_id") -> str:
             "letters, digits and . _ : + - (starting with a letter or digit)"
         )
     return value
+
+
+def scheduled_run_id(scheduled_time: Any) -> str:
+    """`scheduled-<UTC time>` for a Scheduler's `<aws.scheduler.scheduled-time>` value.
+
+    Scheduler passes the keyword only as a whole JSON value (its documented use), so the
+    run ID is derived here rather than in the schedule's input. Any ISO 8601 time with a
+    zone is accepted and normalized to UTC (`2026-11-25T02:00:00Z`), so every start of
+    the same night, however spelled, gets the same run ID and QueryIds' claim stops repeats.
+    """
+    if isinstance(scheduled_time, str):
+        try:
+            when = datetime.fromisoformat(scheduled_time.strip())
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            utc = when.astimezone(UTC).strftime(SCHEDULED_TIME_FORMAT)
+            return SCHEDULED_RUN_ID_PREFIX + utc
+    raise InvalidInputError(
+        f"scheduled_time={scheduled_time!r} is not an ISO 8601 time with a zone (e.g. "
+        "2026-11-25T02:00:00Z), so no run ID can be derived from it. The schedule passes "
+        "<aws.scheduler.scheduled-time> there; for a manual start give run_id instead"
+    )
+
+
+def run_id_of(run_input: dict[str, Any], execution_name: Any) -> str:
+    """The run ID of an execution: `run_id` if given, else derived from `scheduled_time`,
+    else the execution's name. Raises `InvalidInputError` when that is not usable."""
+    if run_input.get("run_id"):
+        return validate_run_id(run_input["run_id"])
+    if "scheduled_time" in run_input:
+        return scheduled_run_id(run_input["scheduled_time"])
+    return validate_run_id(execution_name)
 
 
 def _require(event: dict[str, Any], key: str, kind: type, what: str) -> Any:
@@ -76,8 +113,7 @@ class RunRequest:
                 f"execution input has unknown field(s) {unknown}; allowed: {sorted(RUN_INPUT_KEYS)}"
             )
         execution_id = _require(event, "execution_id", str, "step event")
-        run_id = run_input.get("run_id") or event.get("execution_name")
-        run_id = validate_run_id(run_id)
+        run_id = run_id_of(run_input, event.get("execution_name"))
         trigger = run_input.get("trigger", "manual")
         if trigger not in TRIGGERS:
             raise InvalidInputError(f"trigger={trigger!r} must be one of {sorted(TRIGGERS)}")
@@ -179,6 +215,35 @@ class EnrichResult:
     http_status: int
     ids_count: int
     elapsed_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step's JSON result."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FailureCountRequest:
+    """CountFailedBatches' event: which run's failure record to count."""
+
+    run_id: str
+
+    @classmethod
+    def from_event(cls, event: Any) -> FailureCountRequest:
+        """Parse `{"run_id": ...}` (the state machine passes the run's `$.run_id`)."""
+        event = _as_dict(event, "CountFailedBatches event")
+        return cls(run_id=validate_run_id(event.get("run_id")))
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """What CountFailedBatches returns: the exact number of failed batches of a run.
+
+    The state machine keeps it at `$.failed`; the outcome Choice, the BatchesFailed cause
+    and the FailedBatches metric all read `count`.
+    """
+
+    count: int
+    prefix: str
 
     def to_dict(self) -> dict[str, Any]:
         """The step's JSON result."""

@@ -10,6 +10,7 @@ Layout (contract with the state machine and `enrichctl`):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -44,6 +45,25 @@ def claim_key(run_id: str) -> str:
 def failed_prefix(run_id: str) -> str:
     """Prefix of a run's failure record (one object per failed batch)."""
     return f"{run_prefix(run_id)}failed/"
+
+
+def failed_record_keys(
+    bucket: str, run_id: str, client: Any, page_size: int | None = None
+) -> Iterator[str]:
+    """Every key of a run's failure record (`runs/<run_id>/failed/*.json`), page by page.
+
+    ListObjectsV2 returns at most 1,000 keys per call, so this follows continuation
+    tokens: a night with thousands of failed batches is listed (and counted) in full.
+    `page_size` only exists so tests can prove that with a handful of objects.
+    """
+    pagination = {"PageSize": page_size} if page_size else {}
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=failed_prefix(run_id), PaginationConfig=pagination
+    )
+    for page in pages:
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".json"):
+                yield obj["Key"]
 
 
 def s3_client() -> Any:

@@ -66,7 +66,8 @@ def test_express_duration_rounds_up_to_100_ms(ms, billed):
 def test_one_night_counts():
     usage = night_usage(Workload(ids=700, enrich_ms=250))
     assert usage.express_requests == 10
-    assert usage.lambda_requests == 12  # QueryIds + BuildUrls + one InvokeEnrich per batch
+    # QueryIds + BuildUrls + CountFailedBatches + one InvokeEnrich per batch
+    assert usage.lambda_requests == 13
     # 10 children x 300 ms billed (250 + 50 overhead) at 64 MB
     assert usage.express_gb_s == pytest.approx(10 * 0.3 * 64 / 1024)
     assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(10 * 0.25 * 256 / 1024)

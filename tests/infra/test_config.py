@@ -201,7 +201,7 @@ def test_retry_budget_beyond_the_express_child_limit_is_refused() -> None:
         enrichment__retry__maxAttempts=5,
     )
     assert "pipeline.enrichment.retry=" in message
-    assert "beyond the 300 s an Express child execution may live" in message
+    assert "not below the 300 s an Express child may live" in message
 
 
 def test_max_delay_below_interval_is_refused() -> None:

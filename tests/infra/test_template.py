@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from stacks.synth import cdk_json_context
 from tests.infra.conftest import all_states, one, resources
 
 CONFIG = load_config(cdk_json_context())
-LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich")
-SDK_TASKS = ("RecordFailedBatch", "ListFailedBatches", "PublishFailedBatches")
+LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich", "CountFailedBatches")
+#: Lambda tasks whose whole result replaces the state (the others add to it at a path).
+RESULT_IS_STATE = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich")
+SDK_TASKS = ("RecordFailedBatch", "PublishFailedBatches")
 
 
 def statements(template: dict[str, Any], policy_prefix: str) -> list[dict[str, Any]]:
@@ -60,7 +63,7 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
         "EnrichBatches",
         "InvokeEnrich",
         "RecordFailedBatch",
-        "ListFailedBatches",
+        "CountFailedBatches",
         "PublishFailedBatches",
         "AnyBatchFailed",
         "BatchesFailed",
@@ -73,13 +76,13 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
     assert states["AlreadyRanOrEmpty"]["Default"] == "BuildUrls"
     assert states["BuildUrls"]["Next"] == states["BuildRetryBatches"]["Next"] == "DryRunOrEmpty"
     assert states["DryRunOrEmpty"]["Default"] == "EnrichBatches"
-    assert states["EnrichBatches"]["Next"] == "ListFailedBatches"
+    assert states["EnrichBatches"]["Next"] == "CountFailedBatches"
     # A child fails only when its failure could not be recorded: the run must say so.
     (map_catch,) = states["EnrichBatches"]["Catch"]
     assert map_catch["ErrorEquals"] == ["States.ALL"]
     assert map_catch["Next"] == "FailureRecordIncomplete"
     assert states["FailureRecordIncomplete"]["Type"] == "Fail"
-    assert states["ListFailedBatches"]["Next"] == "PublishFailedBatches"
+    assert states["CountFailedBatches"]["Next"] == "PublishFailedBatches"
     assert states["PublishFailedBatches"]["Next"] == "AnyBatchFailed"
     assert states["AnyBatchFailed"]["Choices"][0]["Next"] == "BatchesFailed"
     assert states["AnyBatchFailed"]["Default"] == "AllBatchesEnriched"
@@ -110,7 +113,8 @@ def test_lambda_tasks_use_output_path_and_retry_service_errors(definition: dict)
     for name in LAMBDA_TASKS:
         state = states[name]
         assert state["Resource"].endswith(":states:::lambda:invoke"), name
-        assert state["OutputPath"] == "$.Payload", name
+        if name in RESULT_IS_STATE:
+            assert state["OutputPath"] == "$.Payload", name
         retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
         assert {"Lambda.ServiceException", "Lambda.AWSLambdaException"} <= retried, name
 
@@ -125,13 +129,17 @@ def test_task_timeouts_exceed_their_lambda_timeouts(template: dict, definition: 
 
 def test_retryable_errors_back_off_with_full_jitter_from_config(definition: dict) -> None:
     states = all_states(definition)
-    for state_name, error, retry in (
-        ("QueryIds", "SnowflakeUnavailableError", CONFIG.snowflake.retry),
-        ("InvokeEnrich", "RetryableEnrichError", CONFIG.enrichment.retry),
+    lambda_errors = ["Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException",
+                     "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                     "Lambda.TooManyRequestsException"]  # fmt: skip
+    for state_name, errors, retry in (
+        ("QueryIds", ["SnowflakeUnavailableError"], CONFIG.snowflake.retry),
+        # One retrier for all that InvokeEnrich retries: its attempts are bounded once.
+        ("InvokeEnrich", ["RetryableEnrichError", *lambda_errors], CONFIG.enrichment.retry),
     ):
-        (rule,) = [r for r in states[state_name]["Retry"] if error in r["ErrorEquals"]]
+        (rule,) = [r for r in states[state_name]["Retry"] if errors[0] in r["ErrorEquals"]]
         assert rule == {
-            "ErrorEquals": [error],
+            "ErrorEquals": errors,
             "IntervalSeconds": retry.interval_seconds,
             "MaxAttempts": retry.max_attempts,
             "BackoffRate": retry.backoff_rate,
@@ -187,10 +195,13 @@ def test_a_failing_batch_is_recorded_not_propagated(definition: dict[str, Any]) 
 
 def test_outcome_is_decided_from_the_failure_record(definition: dict[str, Any]) -> None:
     states = all_states(definition)
-    listing = states["ListFailedBatches"]
-    assert listing["Resource"].endswith(":states:::aws-sdk:s3:listObjectsV2")
-    assert listing["Parameters"]["Prefix.$"] == "States.Format('runs/{}/failed/', $.run_id)"
-    assert listing["ResultSelector"] == {"count.$": "$.KeyCount"}
+    count = states["CountFailedBatches"]
+    assert count["Parameters"]["FunctionName"].startswith("<FunctionsCountFailedBatches")
+    assert count["Parameters"]["Payload"] == {"run_id.$": "$.run_id"}
+    # Only the count and the prefix come back into the state, at $.failed.
+    assert count["ResultSelector"] == {"count.$": "$.Payload.count",
+                                       "prefix.$": "$.Payload.prefix"}  # fmt: skip
+    assert count["ResultPath"] == "$.failed" and "OutputPath" not in count
     publish = states["PublishFailedBatches"]["Parameters"]
     assert publish["Namespace"] == "ImdbEnrichment"
     assert publish["MetricData"][0]["MetricName"] == "FailedBatches"
@@ -221,8 +232,8 @@ def test_schedule(template: dict[str, Any]) -> None:
     assert schedule["ScheduleExpressionTimezone"] == CONFIG.schedule.timezone
     assert schedule["State"] == "ENABLED"
     target = schedule["Target"]
+    # The keyword only as a whole value: the run ID is derived from it by QueryIds.
     assert json.loads(target["Input"]) == {
-        "run_id": "scheduled-<aws.scheduler.scheduled-time>",
         "trigger": "schedule",
         "scheduled_time": "<aws.scheduler.scheduled-time>",
     }
@@ -230,6 +241,32 @@ def test_schedule(template: dict[str, Any]) -> None:
     assert "DeadLetterConfig" in target
     queue = one(template, "AWS::SQS::Queue")
     assert queue["SqsManagedSseEnabled"] is True
+
+
+def _strings(node: Any) -> list[str]:
+    """Every string in a JSON value, JSON text inside strings included."""
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    if isinstance(node, str):
+        try:
+            inner = json.loads(node)
+        except ValueError:
+            return [node]
+        return [node, *_strings(inner)] if isinstance(inner, dict | list) else [node]
+    return []
+
+
+def test_scheduler_keywords_are_only_whole_values(template: dict[str, Any]) -> None:
+    # Scheduler documents <aws.scheduler.*> keywords as whole JSON values; one embedded in
+    # a longer string may never be replaced, and every scheduled night would then fail.
+    target = one(template, "AWS::Scheduler::Schedule")["Target"]
+    values = _strings(json.loads(target["Input"]))
+    keywords = [v for v in values if "<aws.scheduler." in v]
+    assert keywords, "the schedule passes no scheduler keyword: the test would be vacuous"
+    for value in keywords:
+        assert re.fullmatch(r"<aws\.scheduler\.[a-z-]+>", value), value
 
 
 def test_configured_schedule_slack_emails_and_api_key() -> None:
@@ -363,6 +400,17 @@ def test_build_url_role(template: dict[str, Any]) -> None:
     assert not any(a.startswith("secretsmanager:") for a in g)
 
 
+def test_count_failed_role_lists_only_failure_records(template: dict[str, Any]) -> None:
+    st = statements(template, "FunctionsCountFailedBatchesRoleDefaultPolicy")
+    g = grants(template, "FunctionsCountFailedBatchesRoleDefaultPolicy")
+    assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
+                      "xray:PutTraceSegments", "s3:ListBucket"}  # fmt: skip
+    (listing,) = [s for s in st if "s3:ListBucket" in actions_of(s)]
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}
+    }
+
+
 def test_invoke_enrich_role_has_no_data_access(template: dict[str, Any]) -> None:
     g = grants(template, "FunctionsInvokeEnrichRoleDefaultPolicy")
     assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
@@ -398,14 +446,14 @@ def test_state_machine_role(template: dict[str, Any]) -> None:
     invoke = st["InvokeThePipelineFunctions"]
     assert actions_of(invoke) == ["lambda:InvokeFunction"]
     assert sorted(r["Fn::GetAtt"][0][: -8] for r in invoke["Resource"]) == [
-        "FunctionsBuildUrls", "FunctionsInvokeEnrich", "FunctionsQueryIds"]  # fmt: skip
+        "FunctionsBuildUrls", "FunctionsCountFailedBatches", "FunctionsInvokeEnrich",
+        "FunctionsQueryIds"]  # fmt: skip
     assert [_bucket_key(r) for r in resources_of(st["ReadBatchLists"])] == ["/runs/*/batches.json"]
     assert actions_of(st["ReadBatchLists"]) == ["s3:GetObject"]
     assert [_bucket_key(r) for r in resources_of(st["WriteFailureRecords"])] == ["/runs/*/failed/*"]
     assert actions_of(st["WriteFailureRecords"]) == ["s3:PutObject"]
-    assert st["ListFailureRecords"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}
-    }
+    # Counting the record is CountFailedBatches' job (its own role): no listing here.
+    assert not any("s3:ListBucket" in actions_of(s) for s in st.values())
     assert [_bucket_key(r) for r in resources_of(st["WriteMapResults"])] == ["/runs/_map-results/*"]
     start = st["RunMapChildren"]
     assert actions_of(start) == ["states:StartExecution"]

@@ -107,9 +107,27 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
         # Only logs and traces: it calls the API over HTTPS and touches no AWS data.
         _function_basics("InvokeEnrich"),
     ),
+    "FunctionsCountFailedBatchesRole": (
+        "lambda.amazonaws.com",
+        [
+            *_function_basics("CountFailedBatches"),
+            Grant(
+                ("s3:ListBucket",),
+                BUCKET,
+                "count runs/<id>/failed/ page by page (ListBucket is a bucket action; the "
+                "condition limits it to that prefix)",
+                condition="s3:prefix",
+            ),
+        ],
+    ),
     "WorkflowRole": (
         "states.amazonaws.com",
         [
+            Grant(
+                ("lambda:InvokeFunction",),
+                "{FunctionsCountFailedBatches.Arn}",
+                "the CountFailedBatches task after the map",
+            ),
             Grant(
                 ("lambda:InvokeFunction",),
                 "{FunctionsBuildUrls.Arn}",
@@ -134,12 +152,6 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
                 ("s3:PutObject",),
                 BUCKET + "/runs/*/failed/*",
                 "RecordFailedBatch writes the failure record",
-            ),
-            Grant(
-                ("s3:ListBucket",),
-                BUCKET,
-                "ListFailedBatches counts runs/<id>/failed/ (prefix-limited by condition)",
-                condition="s3:prefix",
             ),
             Grant(
                 (

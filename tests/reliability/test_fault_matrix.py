@@ -441,12 +441,8 @@ def test_duplicate_start_for_the_same_scheduled_time_enriches_once(
     values = ids(2_500_000)
     seed(values)
     pipeline, api = make_pipeline()
-    scheduled = "2026-11-25T02:00:00Z"
-    run_input = {
-        "run_id": f"scheduled-{scheduled}",
-        "trigger": "schedule",
-        "scheduled_time": scheduled,
-    }
+    # What the schedule sends: the run ID is derived from scheduled_time by QueryIds.
+    run_input = {"trigger": "schedule", "scheduled_time": "2026-11-25T02:00:00Z"}
 
     # Both starts land before either has claimed the run (a double delivery).
     second_arn = pipeline.start(run_input, name="delivery-2")

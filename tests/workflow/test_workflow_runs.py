@@ -4,6 +4,7 @@ Snowflake and the local enrichment API (see conftest.py). One behaviour per test
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections import Counter
@@ -200,22 +201,33 @@ def test_no_ids_succeeds_without_a_single_api_call(make_pipeline, seed):
     assert report.http_requests == 0
 
 
-def test_same_scheduled_time_started_twice_enriches_only_once(make_pipeline, seed):
+def scheduler_input(template: dict, scheduled_time: str) -> dict:
+    """The synthesized schedule's input as Scheduler sends it: keywords replaced as whole
+    values (the only place Scheduler documents replacing them)."""
+    (schedule,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
+    ]
+    run_input = json.loads(schedule["Properties"]["Target"]["Input"])
+    keyword = "<aws.scheduler.scheduled-time>"
+    return {k: scheduled_time if v == keyword else v for k, v in run_input.items()}
+
+
+def test_same_scheduled_time_started_twice_enriches_only_once(
+    make_pipeline, seed, pipeline_template
+):
     values = [f"tt{5_000_000 + i:07d}" for i in range(80)]
     seed(values)
     pipeline, api = make_pipeline()
-    scheduled = "2026-11-25T02:00:00Z"
-    run_input = {
-        "run_id": f"scheduled-{scheduled}",
-        "trigger": "schedule",
-        "scheduled_time": scheduled,
-    }
+    run_input = scheduler_input(pipeline_template, "2026-11-25T02:00:00Z")
+    assert "run_id" not in run_input  # derived by QueryIds from scheduled_time
 
     first = pipeline.run(run_input, name="schedule-attempt-1")
     requests_after_first = api.request_count
     second = pipeline.run(run_input, name="schedule-attempt-2")
 
     assert first.status == "SUCCEEDED", (first.error, first.cause)
+    assert first.run_id == second.run_id == "scheduled-2026-11-25T02:00:00Z"
+    assert pipeline.read_json("runs/scheduled-2026-11-25T02:00:00Z/claim.json")
     assert ids_sent_with_200(api) == Counter(values)
     assert second.status == "SUCCEEDED", (second.error, second.cause)
     assert api.request_count == requests_after_first  # the second start enriched nothing
@@ -242,3 +254,20 @@ def test_the_definition_that_runs_is_the_synthesized_one_with_only_the_child_rew
         assert found >= 0, f"synthesized text missing locally: {part[:80]!r}"
         position = found + len(part)
     assert len(local.rewrites) == 1 and "EnrichBatches" in local.rewrites[0]
+
+
+def test_more_than_1000_failed_batches_are_counted_exactly(make_pipeline, seed):
+    # ListObjectsV2's KeyCount stops at 1,000: the old ListFailedBatches said 1000 here.
+    # One ID per request turns 1,103 rows into 1,103 batches; the API rejects them all.
+    from tests.reliability.support import failed_batches_metric
+
+    values = [f"tt{4_000_000 + i:07d}" for i in range(1_103)]
+    seed(values)
+    pipeline, api = make_pipeline(env={"MAX_IDS_PER_REQUEST": "1"}, rule=lambda request: 400)
+
+    report = pipeline.run({"run_id": "many-failed"})
+
+    assert report.status == "FAILED" and report.error == "BatchesFailed", report.cause
+    assert report.batches == report.failed_batches == len(api.requests) == 1_103
+    assert (report.cause or "").startswith("1103 batch(es) failed after all retries")
+    assert sum(failed_batches_metric()) == 1_103

@@ -1,0 +1,1 @@
+"""The count_failed pipeline step (Lambda): CountFailedBatches."""
