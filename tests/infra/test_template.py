@@ -196,7 +196,7 @@ def test_a_failing_batch_is_recorded_not_propagated(definition: dict[str, Any]) 
 def test_outcome_is_decided_from_the_failure_record(definition: dict[str, Any]) -> None:
     states = all_states(definition)
     count = states["CountFailedBatches"]
-    assert count["Parameters"]["FunctionName"].startswith("<FunctionsCountFailedBatches")
+    assert count["Parameters"]["FunctionName"].startswith("FunctionsCountFailedBatches")
     assert count["Parameters"]["Payload"] == {"run_id.$": "$.run_id"}
     # Only the count and the prefix come back into the state, at $.failed.
     assert count["ResultSelector"] == {"count.$": "$.Payload.count",
