@@ -10,6 +10,8 @@ import socket
 from collections import Counter
 from urllib.parse import urlsplit
 
+import pytest
+
 from enrichctl.local_run.runner import SUMMARY_KEYS
 
 IMDB_ID = re.compile(r"tt[0-9]{7,10}")
@@ -256,6 +258,7 @@ def test_the_definition_that_runs_is_the_synthesized_one_with_only_the_child_rew
     assert len(local.rewrites) == 1 and "EnrichBatches" in local.rewrites[0]
 
 
+@pytest.mark.slow  # ~2 minutes: 1,103 map children under moto
 def test_more_than_1000_failed_batches_are_counted_exactly(make_pipeline, seed):
     # ListObjectsV2's KeyCount stops at 1,000: the old ListFailedBatches said 1000 here.
     # One ID per request turns 1,103 rows into 1,103 batches; the API rejects them all.
