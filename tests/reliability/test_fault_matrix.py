@@ -20,6 +20,7 @@ from enrichctl.local_run.faults import (
     snowflake_fetch_failures,
     wait_until,
 )
+from stacks.config import RECORD_FAILED_RETRY
 from tests.reliability.support import (
     alarms,
     api_requests_well_formed,
@@ -303,7 +304,8 @@ def test_s3_refusing_the_failure_record(make_pipeline, seed, update_outcomes):
         report = pipeline.run({"run_id": "f-s3-failed"})
 
     book = ledger(pipeline, report, values)
-    assert len(fault.fired) == 4  # RecordFailedBatch: 1 attempt + 3 retries
+    # RecordFailedBatch: 1 attempt + its retries (short: they count against the child's 300 s)
+    assert len(fault.fired) == 1 + RECORD_FAILED_RETRY.max_attempts == 3
     row = observe(
         "s3-failure-record-denied",
         pipeline,
