@@ -10,6 +10,7 @@ confirms every subscription at once, so the one "pending confirmation" answer is
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -83,11 +84,18 @@ def _deploy_checked_resources(pipeline: Any) -> dict[str, str]:
 
 @pytest.fixture
 def smoked(deployed, seed):
-    """Factory: a healthy deployed stack (make_pipeline kwargs pass through)."""
+    """Factory: a healthy deployed stack (make_pipeline kwargs pass through; `extra_outputs`
+    adds stack outputs)."""
 
-    def make(**kwargs: Any) -> Smoked:
+    def make(extra_outputs: dict[str, str] | None = None, **kwargs: Any) -> Smoked:
         seed(IDS)
-        env = deployed(outputs=_deploy_checked_resources, **kwargs)
+        env = deployed(
+            outputs=lambda pipeline: {
+                **_deploy_checked_resources(pipeline),
+                **(extra_outputs or {}),
+            },
+            **kwargs,
+        )
         outputs = {
             o["OutputKey"]: o["OutputValue"]
             for o in boto3.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0][
@@ -259,6 +267,25 @@ def test_a_missing_secret_fails_without_reading_any_secret_value(smoked, monkeyp
     assert read == []
 
 
+def test_a_configured_api_key_secret_is_checked_and_a_secret_being_deleted_fails(smoked):
+    stack = smoked(extra_outputs={"ApiKeySecretName": "imdb-enrichment/api-key"})
+    boto3.client("secretsmanager").delete_secret(SecretId=stack.secret, RecoveryWindowInDays=7)
+
+    code, out, _ = stack.env.enrichctl("smoke", "--no-run")
+
+    assert code == 1
+    checks = lines(out)
+    assert checks["Snowflake secret"] == (
+        f"FAIL Snowflake secret: {stack.secret} is scheduled for deletion -> fix: restore it: "
+        f"`aws secretsmanager restore-secret --secret-id {stack.secret}`"
+    )
+    assert checks["API key secret"].startswith(
+        "FAIL API key secret: imdb-enrichment/api-key does not exist in us-east-1 -> fix: "
+        "create it: `aws secretsmanager create-secret --name imdb-enrichment/api-key"
+    )
+    assert out.rstrip().endswith("2 of 5 checks failed")
+
+
 def _recording(calls: list[Any], operation: str) -> Any:
     """A `_make_api_call` that records calls of `operation`, then makes every call."""
     from botocore.client import BaseClient
@@ -271,6 +298,28 @@ def _recording(calls: list[Any], operation: str) -> Any:
         return original(self, name, params)
 
     return call
+
+
+def test_on_a_terminal_the_dry_run_shows_a_spinner_with_its_name_and_elapsed_time(
+    smoked, monkeypatch
+):
+    from rich.console import Console
+
+    from enrichctl.ops import commands
+
+    stack = smoked()
+    screen = io.StringIO()
+    monkeypatch.setattr(
+        commands, "_console", lambda: Console(file=screen, force_terminal=True, width=160)
+    )
+
+    code, _, _ = stack.env.enrichctl("smoke")
+
+    assert code == 0
+    shown = screen.getvalue()
+    name = re.search(r"dry run (manual-\S+) ", shown).group(1)  # the spinner's line
+    assert re.search(rf"dry run {name} .*0:00:0\d", shown)  # with the elapsed time
+    assert f"dry run: {name} SUCCEEDED" in shown
 
 
 def test_a_failed_dry_run_fails_with_where_to_look(smoked, snowflake):
