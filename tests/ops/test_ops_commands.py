@@ -254,7 +254,7 @@ def no_credentials(monkeypatch, tmp_path):
 def test_no_credentials_is_one_clear_line(no_credentials, capsys):
     from enrichctl.cli import main
 
-    for argv in (["status"], ["show", "x"], ["run"], ["retry", "x"]):
+    for argv in (["status"], ["show", "x"], ["run"], ["retry", "x"], ["smoke"]):
         code = main([*argv, "--region", "us-east-1"])
         out, err = capsys.readouterr()
         assert (code, out) == (2, "")
