@@ -167,7 +167,7 @@ def _add_perf_commands(commands: Any) -> None:
 
 
 def _add_ops_commands(commands: Any) -> None:
-    """run/status/show/retry/graph: operate the deployed stack (logic in enrichctl.ops)."""
+    """run/status/show/retry/smoke/graph: operate the deployed stack (logic in enrichctl.ops)."""
     from enrichctl.local_run.template import REPO_ROOT
     from enrichctl.ops import commands as ops
 
@@ -202,6 +202,19 @@ def _add_ops_commands(commands: Any) -> None:
     retry.add_argument("execution", metavar="EXECUTION", help="execution name or ARN")
     retry.add_argument("--wait", action="store_true", help="follow it, then print the summary")
     retry.set_defaults(handler=ops.cmd_retry)
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="check the deployed stack after `cdk deploy`, then prove it with a dry run",
+        description="Check that the schedule is enabled, the alarm topic has a confirmed "
+        "subscription and lets CloudWatch publish, and the secrets exist; then start a dry run "
+        "and wait for it (its success clears MissedRun). One line per check with the fix; "
+        "exit 1 if any check failed.",
+    )
+    ops.add_aws_arguments(smoke)
+    smoke.add_argument("--no-run", action="store_true", help="skip the dry run")
+    smoke.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    smoke.set_defaults(handler=ops.cmd_smoke)
 
     graph = commands.add_parser("graph", help="the state machine as a Mermaid diagram")
     mode = graph.add_mutually_exclusive_group()

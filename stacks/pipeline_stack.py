@@ -48,6 +48,11 @@ class PipelineStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "RunDataBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        # Names `enrichctl smoke` checks (names only: no secret value is ever an output).
+        CfnOutput(self, "ScheduleName", value=self.schedule.schedule.schedule_name)
+        CfnOutput(self, "SnowflakeSecretName", value=config.snowflake.secret_name)
+        if config.enrichment.api_key_secret_name:
+            CfnOutput(self, "ApiKeySecretName", value=config.enrichment.api_key_secret_name)
         CfnOutput(
             self,
             "DashboardUrl",

@@ -20,6 +20,11 @@ DEFAULT_STACK = "ImdbEnrichment"
 #: Stack outputs the commands read (declared in stacks/pipeline_stack.py).
 OUTPUT_STATE_MACHINE = "StateMachineArn"
 OUTPUT_BUCKET = "RunDataBucketName"
+OUTPUT_TOPIC = "AlarmTopicArn"
+OUTPUT_SCHEDULE = "ScheduleName"
+OUTPUT_SNOWFLAKE_SECRET = "SnowflakeSecretName"  # noqa: S105 (an output's name)
+#: Present only when the API needs a key (enrichment.apiKeySecretName).
+OUTPUT_API_KEY_SECRET = "ApiKeySecretName"  # noqa: S105 (an output's name)
 #: Attempts per AWS call, first one included; throttling and transient errors are retried
 #: with botocore's exponential backoff and jitter.
 MAX_ATTEMPTS = 8
@@ -244,6 +249,26 @@ class Deployment:
     def bucket(self) -> str:
         """The run data bucket (stack output RunDataBucketName)."""
         return self._output(OUTPUT_BUCKET)
+
+    @property
+    def alarm_topic_arn(self) -> str:
+        """The alarm topic (stack output AlarmTopicArn)."""
+        return self._output(OUTPUT_TOPIC)
+
+    @property
+    def schedule_name(self) -> str:
+        """The nightly schedule's name (stack output ScheduleName)."""
+        return self._output(OUTPUT_SCHEDULE)
+
+    @property
+    def snowflake_secret_name(self) -> str:
+        """The Snowflake secret's name (stack output SnowflakeSecretName)."""
+        return self._output(OUTPUT_SNOWFLAKE_SECRET)
+
+    @property
+    def api_key_secret_name(self) -> str | None:
+        """The API key secret's name, None when the API needs no key (no output)."""
+        return self.outputs.get(OUTPUT_API_KEY_SECRET) or None
 
     def execution_arn(self, name_or_arn: str) -> str:
         """The ARN of an execution of this state machine given its name or ARN."""

@@ -1,4 +1,4 @@
-"""Entry points of `enrichctl run|status|show|retry|graph` (registered in `enrichctl.cli`).
+"""Entry points of `enrichctl run|status|show|retry|smoke|graph` (registered in `enrichctl.cli`).
 
 Each `cmd_<name>(args) -> int` prints for a person (rich tables) and returns the exit code:
 0 done (for `run --wait`/`retry --wait`: the run SUCCEEDED), 1 the run FAILED, 2 a problem
@@ -366,6 +366,87 @@ def _retry_body(args: argparse.Namespace) -> int:
         console.print(f"follow it with: enrichctl show {name}   (or retry with --wait)")
         return EXIT_OK
     return _wait_and_summarise(dep, console, arn)
+
+
+# --------------------------------------------------------------------------- smoke
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """`enrichctl smoke [--no-run] [--json]`: exit 0 if every check passed, 1 if one failed."""
+    return _run("smoke", _smoke_body, args)
+
+
+def _smoke_body(args: argparse.Namespace) -> int:
+    import json
+
+    from enrichctl.ops import smoke
+
+    dep = _deployment(args)
+    dep.outputs  # noqa: B018  (a stack that cannot be read at all ends here: exit 2)
+    console = None if args.json else _console()
+    if console is not None:
+        console.print(f"[bold]enrichctl smoke[/]: stack {dep.target.stack} in {dep.region}")
+    checks: list[Any] = []
+    for check in smoke.static_checks(dep):
+        checks.append(check)
+        if console is not None:
+            _print_check(console, check)
+    if not args.no_run:
+        check = smoke.guarded("dry run", lambda: _smoke_dry_run(dep, console))
+        checks.append(check)
+        if console is not None:
+            _print_check(console, check)
+    failed = [c for c in checks if not c.ok]
+    if console is None:
+        print(
+            json.dumps(
+                {
+                    "stack": dep.target.stack,
+                    "region": dep.region,
+                    "ok": not failed,
+                    "checks": [c.as_dict() for c in checks],
+                }
+            )
+        )
+    elif failed:
+        console.print(f"[red]{len(failed)} of {len(checks)} checks failed[/]")
+    else:
+        skipped = " (dry run skipped: --no-run)" if args.no_run else ""
+        console.print(f"[green]all {len(checks)} checks passed[/]{skipped}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_check(console: Any, check: Any) -> None:
+    mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
+    line = f"{mark} {check.name}: {check.detail}"
+    if check.fix:
+        line += f" -> fix: {check.fix}"
+    console.print(line, soft_wrap=True)
+
+
+def _smoke_dry_run(dep: Any, console: Any) -> Any:
+    """The dry run check, with a spinner and the elapsed time on a terminal."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from enrichctl.ops import smoke
+
+    if console is None:
+        return smoke.check_dry_run(dep, poll_s=POLL_SECONDS)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,  # the check's own line replaces it
+        disable=not console.is_terminal,
+    )
+
+    def started(name: str, arn: str) -> None:
+        progress.start()
+        progress.add_task(f"dry run {name}", total=None)
+
+    try:
+        return smoke.check_dry_run(dep, poll_s=POLL_SECONDS, started=started)
+    finally:
+        progress.stop()
 
 
 # --------------------------------------------------------------------------- graph

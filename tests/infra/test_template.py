@@ -305,6 +305,7 @@ def test_configured_schedule_slack_emails_and_api_key() -> None:
         if k.startswith("FunctionsInvokeEnrich")
     )
     assert env["API_KEY_SECRET_NAME"] == "imdb-enrichment/api-key"
+    assert t["Outputs"]["ApiKeySecretName"]["Value"] == "imdb-enrichment/api-key"  # for smoke
 
 
 # ------------------------------------------------------------------ functions
@@ -534,7 +535,12 @@ def test_alarm_count_and_dashboard(template: dict[str, Any]) -> None:
 
 def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) == {
-        "StateMachineArn", "RunDataBucketName", "AlarmTopicArn", "DashboardUrl"}  # fmt: skip
+        "StateMachineArn", "RunDataBucketName", "AlarmTopicArn", "DashboardUrl",
+        "ScheduleName", "SnowflakeSecretName"}  # fmt: skip
+    # `enrichctl smoke` looks the schedule and the secret up by these names.
+    schedule = next(iter(resources(template, "AWS::Scheduler::Schedule")))
+    assert template["Outputs"]["ScheduleName"]["Value"] == {"Ref": schedule}
+    assert template["Outputs"]["SnowflakeSecretName"]["Value"] == "imdb-enrichment/snowflake"
 
 
 # ------------------------------------------------------------------ secrets

@@ -54,8 +54,11 @@ class Deployed:
         raise AssertionError(f"no execution {name}")
 
 
-def create_stack(pipeline: LocalPipeline, name: str = DEFAULT_STACK) -> None:
-    """A CloudFormation stack whose outputs name the local state machine and bucket."""
+def create_stack(
+    pipeline: LocalPipeline, name: str = DEFAULT_STACK, outputs: dict[str, str] | None = None
+) -> None:
+    """A CloudFormation stack whose outputs name the local state machine and bucket
+    (and `outputs`, e.g. the resources `enrichctl smoke` checks)."""
     import boto3
 
     template = {
@@ -63,6 +66,7 @@ def create_stack(pipeline: LocalPipeline, name: str = DEFAULT_STACK) -> None:
         "Outputs": {
             "StateMachineArn": {"Value": pipeline.state_machine_arn},
             "RunDataBucketName": {"Value": pipeline.bucket},
+            **{key: {"Value": value} for key, value in (outputs or {}).items()},
         },
     }
     boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
@@ -78,15 +82,16 @@ def handler_loggers_outlive_capsys() -> None:
 
 @pytest.fixture
 def deployed(make_pipeline, capsys, monkeypatch):
-    """Factory: `deployed(**make_pipeline kwargs)` -> Deployed, with the stack created."""
+    """Factory: `deployed(outputs=None, **make_pipeline kwargs)` -> Deployed, with the stack
+    created; `outputs(pipeline)` returns more stack outputs."""
     monkeypatch.setattr(commands, "POLL_SECONDS", 0.2)
     # moto logs every missing JSON path of a Choice on stderr; the commands' stderr is asserted.
     monkeypatch.setattr(logging.getLogger("moto"), "level", logging.CRITICAL)
     monkeypatch.delenv("ENRICHCTL_STACK", raising=False)
 
-    def make(**kwargs: Any) -> Deployed:
+    def make(outputs: Any = None, **kwargs: Any) -> Deployed:
         pipeline, api = make_pipeline(**kwargs)
-        create_stack(pipeline)
+        create_stack(pipeline, outputs=outputs(pipeline) if outputs else None)
         return Deployed(pipeline, api, capsys)
 
     return make

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
-from enrichctl.ops.aws import Deployment
+from tests.ops.stubs import stub_one_call
 
 IDS = [f"tt{3_000_000 + i:07d}" for i in range(80)]
 
@@ -178,23 +177,6 @@ def test_retry_refuses_when_the_failure_record_is_gone(deployed, seed):
     assert err.count("\n") == 1
 
 
-class RedriveOnlyStubber(Stubber):
-    """botocore's Stubber bound to RedriveExecution alone: moto 5.2.5 lacks that API, and
-    every other call of the command must still reach moto."""
-
-    OPERATION = "states.RedriveExecution"
-
-    def activate(self) -> None:
-        self.client.meta.events.register_first(
-            f"before-parameter-build.{self.OPERATION}",
-            self._assert_expected_params,
-            unique_id=self._expected_params_event_id,
-        )
-        self.client.meta.events.register(
-            f"before-call.{self.OPERATION}", self._get_response_handler, unique_id=self._event_id
-        )
-
-
 def test_retry_of_a_run_that_failed_before_enrichment_redrives_it(deployed, snowflake, monkeypatch):
     with socket.socket() as probe:  # Snowflake down: a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -205,23 +187,14 @@ def test_retry_of_a_run_that_failed_before_enrichment_redrives_it(deployed, snow
     )
     report = env.pipeline.run({"run_id": "no-snowflake"}, name="no-snowflake")
     assert report.error == "SnowflakeUnavailableError"
-    stubs: list[Stubber] = []
-    original = Deployment.client
-
-    def client(self, service):
-        made = original(self, service)
-        if service == "stepfunctions" and not stubs:
-            stub = RedriveOnlyStubber(made)
-            stub.add_response(
-                "redrive_execution",
-                {"redriveDate": datetime.now(UTC)},
-                {"executionArn": report.execution_arn},
-            )
-            stub.activate()
-            stubs.append(stub)
-        return made
-
-    monkeypatch.setattr(Deployment, "client", client)
+    stubs = stub_one_call(  # moto 5.2.5 has no RedriveExecution
+        monkeypatch,
+        "stepfunctions",
+        "states.RedriveExecution",
+        "redrive_execution",
+        {"redriveDate": datetime.now(UTC)},
+        {"executionArn": report.execution_arn},
+    )
 
     code, out, err = env.enrichctl("retry", "no-snowflake")
 
@@ -281,7 +254,7 @@ def no_credentials(monkeypatch, tmp_path):
 def test_no_credentials_is_one_clear_line(no_credentials, capsys):
     from enrichctl.cli import main
 
-    for argv in (["status"], ["show", "x"], ["run"], ["retry", "x"]):
+    for argv in (["status"], ["show", "x"], ["run"], ["retry", "x"], ["smoke"]):
         code = main([*argv, "--region", "us-east-1"])
         out, err = capsys.readouterr()
         assert (code, out) == (2, "")
