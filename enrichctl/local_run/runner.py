@@ -395,15 +395,13 @@ class LocalPipeline:
         """The run's failure record: batch ID -> the failed Map item (with its error)."""
         import boto3
 
+        from enrich_shared.storage import failed_record_keys  # the same listing as the Lambdas
+
         s3 = boto3.client("s3")
         records: dict[str, dict[str, Any]] = {}
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"runs/{run_id}/failed/"
-        )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                body = json.loads(s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read())
-                records[str(body.get("batch_id", obj["Key"]))] = body
+        for key in failed_record_keys(self.bucket, run_id, s3):
+            body = json.loads(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            records[str(body.get("batch_id", key))] = body
         return records
 
     def read_json(self, key: str) -> Any:
