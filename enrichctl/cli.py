@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-url", metavar="URL", help="a real enrichment API to call instead of the local one"
     )
     local.add_argument(
+        "--scheduled-time",
+        metavar="TIME",
+        help="start with the schedule's input for this ISO 8601 time, as EventBridge Scheduler "
+        "does (run ID scheduled-<UTC time>, derived by QueryIds)",
+    )
+    local.add_argument(
         "--json", action="store_true", help="print only the final summary as one JSON object"
     )
     local.set_defaults(handler=_cmd_local)
@@ -253,6 +259,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         snowflake_secret_file=args.snowflake_secret_file,
         api_url=args.api_url,
+        scheduled_time=args.scheduled_time,
     )
     try:
         options.validate()  # before any output: bad usage prints one line and nothing else

@@ -395,15 +395,13 @@ class LocalPipeline:
         """The run's failure record: batch ID -> the failed Map item (with its error)."""
         import boto3
 
+        from enrich_shared.storage import failed_record_keys  # the same listing as the Lambdas
+
         s3 = boto3.client("s3")
         records: dict[str, dict[str, Any]] = {}
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"runs/{run_id}/failed/"
-        )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                body = json.loads(s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read())
-                records[str(body.get("batch_id", obj["Key"]))] = body
+        for key in failed_record_keys(self.bucket, run_id, s3):
+            body = json.loads(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            records[str(body.get("batch_id", key))] = body
         return records
 
     def read_json(self, key: str) -> Any:
@@ -590,6 +588,8 @@ class LocalRunOptions:
     api_url: str | None = None
     run_id: str | None = None
     timeout_s: float = 600.0
+    #: Start with the schedule's input for this time instead of a manual run's.
+    scheduled_time: str | None = None
 
     def validate(self) -> None:
         """Raise `LocalRunError` with the fix for the first bad value."""
@@ -611,6 +611,20 @@ class LocalRunOptions:
             raise LocalRunError(f"--api-url {self.api_url!r}: use an http(s):// URL")
         if self.snowflake_secret_file is not None:
             read_secret_file(self.snowflake_secret_file)
+        if self.scheduled_time is not None:
+            run_id = run_id_in({"scheduled_time": self.scheduled_time}, "")
+            if not run_id:
+                raise LocalRunError(
+                    f"--scheduled-time {self.scheduled_time!r}: use an ISO 8601 time with a "
+                    "zone, e.g. 2026-11-25T02:00:00Z"
+                )
+
+    def run_input(self) -> dict[str, Any]:
+        """The execution input: the schedule's shape with --scheduled-time, else a manual run."""
+        if self.scheduled_time is not None:
+            # What EventBridge Scheduler sends (stacks/schedule.py): the pipeline derives the ID.
+            return {"trigger": "schedule", "scheduled_time": self.scheduled_time}
+        return {"run_id": self.run_id or default_run_id(), "trigger": "manual"}
 
     def context_overrides(self) -> dict[str, Any]:
         """CDK context that shapes the synthesized template (only what the flags change)."""
@@ -744,9 +758,8 @@ def run_local(
         secret, snowflake_desc = snowflake_job()
         pipeline.set_snowflake_secret(secret)
         emit("services", {"snowflake": snowflake_desc, "api": api_desc})
-        run_id = options.run_id or default_run_id()
         report = pipeline.run(
-            {"run_id": run_id, "trigger": "manual"},
+            options.run_input(),
             timeout_s=options.timeout_s,
             on_progress=lambda done, total: emit("progress", (done, total)),
         )

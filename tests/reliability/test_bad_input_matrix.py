@@ -204,7 +204,8 @@ def test_empty_and_only_invalid_results_succeed_quietly_with_counts(
 
 
 MANUAL_INPUTS: list[tuple[str, dict[str, Any], str | None]] = [
-    # (label, execution input beyond run_id/trigger, field the error must name or None)
+    # (label, execution input beyond run_id/trigger, field the error must name or None);
+    # a None value removes that key from the input.
     ("limit -1", {"limit": -1}, "limit"),
     ("limit 0", {"limit": 0}, "limit"),
     ("limit 10^12", {"limit": 10**12}, "limit"),
@@ -218,6 +219,17 @@ MANUAL_INPUTS: list[tuple[str, dict[str, Any], str | None]] = [
     ("trigger 'cron'", {"trigger": "cron"}, "trigger"),
     ("run_id '../../etc'", {"run_id": "../../etc"}, "run_id"),
     ("retry_of_run_id 5 (number)", {"retry_of_run_id": 5}, "retry_of_run_id"),
+    # The schedule's shape (no run_id: it is derived from scheduled_time).
+    (
+        "scheduled_time keyword not replaced",
+        {"run_id": None, "trigger": "schedule", "scheduled_time": "<aws.scheduler.scheduled-time>"},
+        "scheduled_time",
+    ),
+    (
+        "scheduled_time without a zone",
+        {"run_id": None, "trigger": "schedule", "scheduled_time": "2026-11-25T02:00:00"},
+        "scheduled_time",
+    ),
     ("limit 10 (valid control)", {"limit": 10}, None),
 ]
 
@@ -228,6 +240,7 @@ def test_manual_run_input_is_validated_before_any_query(make_pipeline, seed, upd
     rows = []
     for n, (label, extra, field) in enumerate(MANUAL_INPUTS):
         run_input = {"run_id": f"b-manual-{n}", "trigger": "manual", **extra}
+        run_input = {k: v for k, v in run_input.items() if v is not None}
         report = pipeline.run(run_input, name=f"b-manual-{n}")
         if field is None:
             assert report.status == "SUCCEEDED" and report.ids == 10, (label, report.cause)

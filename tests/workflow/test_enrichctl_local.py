@@ -59,6 +59,19 @@ def test_failed_run_exits_1(capsys, tmp_path):
     assert summary["failed_batches"] == summary["batches"] == summary["http_requests"] > 0
 
 
+def test_scheduled_time_runs_the_schedule_shaped_input(capsys, tmp_path):
+    # Another spelling of 02:00 UTC: the run ID is the normalized UTC time.
+    code, summary, err = run_cli(
+        capsys, "--output-dir", str(tmp_path), "--rows", "30",
+        "--scheduled-time", "2026-11-25T03:00:00+01:00",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert summary["status"] == "SUCCEEDED"
+    run = tmp_path / "s3" / "runs" / "scheduled-2026-11-25T02:00:00Z"
+    assert (run / "claim.json").is_file() and (run / "batches.json").is_file()
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -67,6 +80,7 @@ def test_failed_run_exits_1(capsys, tmp_path):
         ["local", "--rows", "-1"],
         ["local", "--snowflake-secret-file", "/nonexistent/secret.json"],
         ["local", "--api-url", "ftp://example.invalid"],
+        ["local", "--scheduled-time", "2026-11-25T02:00:00"],  # no zone
         ["unknown-command"],
     ],
 )
