@@ -211,9 +211,9 @@ def role_statements(template: dict[str, Any], role_logical_id: str) -> list[dict
     """Every identity-policy statement attached to a role (inline and AWS::IAM::Policy)."""
     render = Renderer(template)
     found: list[dict[str, Any]] = []
-    for res in template["Resources"].values():
+    for lid, res in template["Resources"].items():
         props = res.get("Properties", {})
-        if res["Type"] == "AWS::IAM::Role" and res is template["Resources"][role_logical_id]:
+        if res["Type"] == "AWS::IAM::Role" and lid == role_logical_id:
             for policy in props.get("Policies", []):
                 found += render(policy["PolicyDocument"])["Statement"]
         elif res["Type"] == "AWS::IAM::Policy" and {"Ref": role_logical_id} in props.get(
