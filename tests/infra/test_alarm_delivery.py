@@ -153,6 +153,16 @@ def test_alarms_of_another_account_or_stack_may_not_publish(alarm_template):
         publish(foreign_account, topic),  # right account claimed, wrong ARN
         publish(other_alarm, topic),
     ]
+    # Not CloudWatch: another account's principal sending the same context.
+    impostor = publish(alarm_arn(alarm, lid), topic)
+    requests.append(
+        Request(
+            impostor.action,
+            impostor.resource,
+            principal={"AWS": f"arn:{PARTITION}:iam::{OTHER_ACCOUNT}:root"},
+            context=impostor.context,
+        )
+    )
     for request in requests:
         assert evaluate(policy, request, resource_policy=True) != ALLOW, request
     if key is not None:
