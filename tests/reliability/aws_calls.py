@@ -64,6 +64,16 @@ class AwsCallRecorder:
         """The function whose handler runs on this thread, if any."""
         return getattr(self._current, "function", None)
 
+    @contextlib.contextmanager
+    def running(self, function: str) -> Iterator[None]:
+        """Attribute this thread's calls to `function` while its handler runs."""
+        previous = self.function()
+        self._current.function = function
+        try:
+            yield
+        finally:
+            self._current.function = previous
+
     def add(self, call: AwsCall) -> None:
         with self._lock:
             self.calls.append(call)
@@ -105,12 +115,8 @@ def record_aws_calls(pipeline: Any) -> Iterator[AwsCallRecorder]:
     original_upload = TransferManager.upload
 
     def invoke(function: Any, body: Any, response_headers: Any) -> bytes:
-        previous = recorder.function()
-        recorder._current.function = function.name
-        try:
+        with recorder.running(function.name):
             return original_invoke(function, body, response_headers)
-        finally:
-            recorder._current.function = previous
 
     def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
         function = recorder.function()
