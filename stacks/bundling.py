@@ -10,6 +10,7 @@ arm64, binary wheels only), then `lambdas/<step>/` copied as `<step>/` and
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -114,10 +115,12 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
     deps = install_dependencies(step, architecture)
     if deps is not None:
         top = Path(deps)
+        left_out = RUNTIME_PROVIDED - pinned_packages(source / "requirements.txt")
 
         def ignore(directory: str, names: list[str]) -> set[str]:
             skipped = {n for n in names if n == "__pycache__"}
-            return skipped | (_top_level_ignored(names) if Path(directory) == top else set())
+            at_top = Path(directory) == top
+            return skipped | (_top_level_ignored(names, left_out) if at_top else set())
 
         shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=ignore)
     shutil.copytree(source, output_dir / step, dirs_exist_ok=True, ignore=_IGNORE)
@@ -129,16 +132,37 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
 
 #: The Lambda Python runtime ships these (the step contract: requirements list only what a
 #: step imports beyond boto3). Transitive copies (aws-xray-sdk and the Snowflake connector
-#: pull in botocore) would add ~25 MB to every bundle and shadow the runtime's own.
+#: pull in botocore) would add ~25 MB to every bundle and shadow the runtime's own. A step
+#: that PINS one of them in its requirements.txt gets its pinned copy bundled instead: the
+#: runtime's boto3 varies by region and date, and QueryIds' run claim needs S3 IfNoneMatch
+#: (in botocore's S3 model since the 2024-08-20 update). Lambda puts the bundle
+#: (/var/task) before the runtime's libraries on sys.path (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==")
 
 
-def _top_level_ignored(names: list[str]) -> set[str]:
+def pinned_packages(requirements: Path) -> set[str]:
+    """Normalized names of the packages `requirements` pins exactly (`name==version`)."""
+    if not requirements.is_file():
+        return set()
+    names = set()
+    for line in requirements.read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            names.add(_normalize(match.group(1)))
+    return names
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _top_level_ignored(names: list[str], left_out: frozenset[str] | set[str]) -> set[str]:
     """Top-level entries of a pip target dir that must not go into the bundle."""
     ignored = set()
     for name in names:
         package = name.split("-")[0] if name.endswith(".dist-info") else name
-        if package in RUNTIME_PROVIDED or name == "bin":
+        if _normalize(package) in left_out or name == "bin":
             ignored.add(name)
     return ignored
 
@@ -181,6 +205,7 @@ __all__ = [
     "bundle_size",
     "bundle_step",
     "install_dependencies",
+    "pinned_packages",
     "pip_command",
     "step_code",
 ]

@@ -203,6 +203,14 @@ class PipelineFunctions(Construct):
                 actions=["s3:PutObject"], resources=self._objects("runs/*/batches.json")
             )
         )
+        # batches.json is a managed upload (upload_fileobj): multipart above 8 MB, and the
+        # transfer aborts the upload when a part fails. Found by the IAM sufficiency test.
+        self.build_url.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:AbortMultipartUpload"],
+                resources=self._objects("runs/*/batches.json"),
+            )
+        )
         # BuildUrls (retry mode) and CountFailedBatches list a run's failure record.
         for function in (self.build_url, self.count_failed):
             function.add_to_role_policy(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_chatbot as chatbot
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -60,15 +60,6 @@ class PipelineMonitoring(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # CloudWatch alarms publish to the encrypted topic, so CloudWatch must use the key.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # in a key policy "*" means this key
-            )
-        )
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -93,26 +84,87 @@ class PipelineMonitoring(Construct):
                 logging_level=chatbot.LoggingLevel.ERROR,
             )
 
-        self.alarms: dict[str, cloudwatch.Alarm] = {}
-        for spec in self._alarm_specs(config, state_machine, state_machine_name, dead_letter_queue):
-            alarm = cloudwatch.Alarm(
-                self,
-                spec.name,
-                alarm_description=spec.description,
-                metric=spec.metric,
-                threshold=spec.threshold,
-                comparison_operator=spec.comparison,
-                evaluation_periods=spec.evaluation_periods,
-                datapoints_to_alarm=spec.evaluation_periods,
-                treat_missing_data=spec.treat_missing,
-            )
-            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
-            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
-            self.alarms[spec.name] = alarm
+        # Alarms are created only here, and the publish grants below are derived from this
+        # dict: an alarm cannot page through the topic without being named in its policy.
+        specs = self._alarm_specs(config, state_machine, state_machine_name, dead_letter_queue)
+        self.alarms: dict[str, cloudwatch.Alarm] = {spec.name: self._alarm(spec) for spec in specs}
+        self._allow_alarms_to_publish()
 
         self.dashboard = self._dashboard(state_machine, functions)
 
     # ------------------------------------------------------------------ alarms
+
+    def _alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
+        """One alarm with a fixed name (so its ARN is known when the policies are written)."""
+        alarm = cloudwatch.Alarm(
+            self,
+            spec.name,
+            alarm_name=self.alarm_name(spec.name),
+            alarm_description=spec.description,
+            metric=spec.metric,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.evaluation_periods,
+            treat_missing_data=spec.treat_missing,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        return alarm
+
+    def alarm_name(self, alarm_id: str) -> str:
+        """`<stack name>-<AlarmId>`: unique per account and region, known before deploy."""
+        return f"{Stack.of(self).stack_name}-{alarm_id}"
+
+    def _alarm_arns(self) -> list[str]:
+        # Formatted from the fixed names, not alarm.alarm_arn: the policy then does not
+        # depend on the alarms, which depend on the topic (no dependency cycle).
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=self.alarm_name(alarm_id),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for alarm_id in self.alarms
+        ]
+
+    def _allow_alarms_to_publish(self) -> None:
+        """Let this stack's alarms, and only them, publish to the topic and use its key.
+
+        A topic policy replaces SNS's default policy, and `enforce_ssl` writes one holding
+        only a TLS Deny: without this Allow every alarm action fails with "not authorized to
+        perform: SNS:Publish". Scoped by aws:SourceAccount and aws:SourceArn against the
+        confused deputy (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html,
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html).
+        The topic is KMS-encrypted, so CloudWatch must also use the key
+        (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+        Subscribers (e-mail, AWS Chatbot) need nothing: SNS decrypts before delivering.
+        """
+        conditions = {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": self._alarm_arns()},
+        }
+        cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarmsToPublish",
+                principals=[cloudwatch_principal],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=conditions,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarmsToUseTheTopicKey",
+                principals=[cloudwatch_principal],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions=conditions,
+            )
+        )
 
     @staticmethod
     def failed_batches_metric(period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pytest
 
-from stacks.bundling import RUNTIME_PROVIDED, bundle_size, pip_command
+from stacks.bundling import (
+    LAMBDAS_DIR,
+    REPO_ROOT,
+    RUNTIME_PROVIDED,
+    bundle_size,
+    pinned_packages,
+    pip_command,
+)
 from stacks.synth import synth_app
 
 STEPS = {"QueryIds": "query_ids", "BuildUrls": "build_url", "InvokeEnrich": "invoke_enrich"}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+#: The run claim (lambdas/query_ids/claim.py) writes with S3 conditional put.
+SDK_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath"}
+
+
+def put_object_has_if_none_match(site: Path) -> bool:
+    """Whether the botocore below `site` knows PutObject's IfNoneMatch (its S3 model)."""
+    models = sorted((site / "botocore" / "data" / "s3").glob("*/service-2.json*"))
+    assert models, f"no botocore S3 service model below {site}"
+    raw = models[-1].read_bytes()
+    model = json.loads(gzip.decompress(raw) if models[-1].suffix == ".gz" else raw)
+    return "IfNoneMatch" in model["shapes"]["PutObjectRequest"]["members"]
+
+
+def requirement_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and not name.startswith("#"):
+            pins[name.lower()] = version
+    return pins
 
 
 def asset_dirs(outdir: Path, template: dict) -> dict[str, Path]:
@@ -40,11 +69,16 @@ def test_bundles_carry_their_code_and_only_query_ids_carries_the_connector(
         assert (path / step / "handler.py").is_file(), step
         assert (path / "enrich_shared" / "errors.py").is_file(), step
         assert (path / "aws_lambda_powertools").is_dir(), step
-        assert not any((path / p).exists() for p in RUNTIME_PROVIDED), step
+        bundled_sdk = {p for p in RUNTIME_PROVIDED if (path / p).exists()}
+        # Runtime-provided packages only where the step pins them (query_ids: its claim).
+        assert bundled_sdk == RUNTIME_PROVIDED & pinned_packages(
+            LAMBDAS_DIR / step / "requirements.txt"
+        ), step
         assert not list(path.rglob("__pycache__")), step
         assert size < LAMBDA_UNZIPPED_LIMIT, step
         has_connector = (path / "snowflake" / "connector").is_dir()
         assert has_connector == (step == "query_ids"), step
+    assert put_object_has_if_none_match(bundles["query_ids"])
     # Only the step's own package is in its bundle, beside the shared one.
     assert not (bundles["build_url"] / "query_ids").exists()
     assert not (bundles["query_ids"] / "invoke_enrich").exists()
@@ -62,3 +96,27 @@ def test_pip_targets_lambda_arm64_python_312_binary_wheels_only(tmp_path: Path) 
     assert "--platform manylinux_2_28_aarch64" in joined
     assert f"--target {tmp_path / 'out'}" in joined
     assert "--cache-dir" in cmd and ".build" in cmd[cmd.index("--cache-dir") + 1]
+
+
+def test_query_ids_pins_an_sdk_that_knows_s3_conditional_puts() -> None:
+    """QueryIds bundles boto3/botocore at the pins of requirements/dev.txt, and that botocore
+    (the one .venv runs the tests with) has PutObject's IfNoneMatch."""
+    step = requirement_pins(LAMBDAS_DIR / "query_ids" / "requirements.txt")
+    dev = requirement_pins(REPO_ROOT / "requirements" / "dev.txt")
+    assert set(step) >= SDK_PACKAGES, "query_ids must pin its own boto3/botocore (claim.py)"
+    assert {p: step[p] for p in SDK_PACKAGES} == {p: dev[p] for p in SDK_PACKAGES}
+    import botocore
+
+    assert botocore.__version__ == step["botocore"]
+    assert put_object_has_if_none_match(Path(botocore.__file__).parent.parent)
+
+
+def test_only_pinned_runtime_packages_are_bundled(tmp_path: Path) -> None:
+    from stacks.bundling import _top_level_ignored
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# x\nboto3==1.44.5\nBotoCore == 1.44.8\nurllib3>=2\n")
+    assert pinned_packages(requirements) == {"boto3", "botocore"}
+    names = ["boto3", "boto3-1.44.5.dist-info", "botocore", "s3transfer", "jmespath", "bin", "x"]
+    left_out = RUNTIME_PROVIDED - pinned_packages(requirements)
+    assert _top_level_ignored(names, left_out) == {"s3transfer", "jmespath", "bin"}

@@ -94,6 +94,11 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
                 "write the Distributed Map's item list",
             ),
             Grant(
+                ("s3:AbortMultipartUpload",),
+                BUCKET + "/runs/*/batches.json",
+                "batches.json is a managed (multipart above 8 MB) upload; abort it on failure",
+            ),
+            Grant(
                 ("s3:ListBucket",),
                 BUCKET,
                 "retry mode: list runs/<id>/failed/ (ListBucket is a bucket action; the "

@@ -31,7 +31,11 @@ The invariant is "every valid ID is either enriched or listed in `runs/<run_id>/
 none twice in the same run". Also proved there: canary secrets (password, encrypted private
 key + passphrase, API key) appear in no log line (even at DEBUG), result, history, S3
 object, template or CLI output (`test_secrets_canary.py`); every IAM grant is listed with
-its reason in `tests/reliability/iam_allowed.py` (`test_iam_walk.py`)."""
+its reason in `tests/reliability/iam_allowed.py` (`test_iam_walk.py`), and every role grants
+what it needs (`test_iam_sufficiency.py`, evaluated with `tests/policy_eval.py`): the state
+machine role what each state of the synthesized definition needs (Lambda invoke, aws-sdk
+tasks, the Distributed Map's ItemReader, ResultWriter and child executions), each function's
+role every AWS call its code made in local runs (recorded by `aws_calls.py`)."""
 
 
 def cell(value: Any) -> str:
