@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from enrich_shared.errors import NON_RETRYABLE_ERRORS, RETRYABLE_ERRORS
-from stacks.config import load_config
+from stacks.config import load_config, with_local_placeholders
 from stacks.synth import cdk_json_context
 from tests.infra.conftest import all_states, one, resources
 
-CONFIG = load_config(cdk_json_context())
+CONFIG = load_config(with_local_placeholders(cdk_json_context()))
 LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich")
 SDK_TASKS = ("RecordFailedBatch", "ListFailedBatches", "PublishFailedBatches")
 
@@ -363,10 +363,11 @@ def test_build_url_role(template: dict[str, Any]) -> None:
     assert not any(a.startswith("secretsmanager:") for a in g)
 
 
-def test_invoke_enrich_role_has_no_data_access(template: dict[str, Any]) -> None:
+def test_invoke_enrich_role_may_only_write_results(template: dict[str, Any]) -> None:
     g = grants(template, "FunctionsInvokeEnrichRoleDefaultPolicy")
     assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
-                      "xray:PutTraceSegments"}  # fmt: skip
+                      "xray:PutTraceSegments", "s3:PutObject"}  # fmt: skip
+    assert [_bucket_key(r) for r in g["s3:PutObject"]] == ["/runs/*/results/*"]
 
 
 def test_wildcard_resources_only_where_no_resource_can_be_named(template: dict) -> None:
