@@ -206,20 +206,8 @@ def check_objects(conn: Any, plan: SetupPlan) -> list[CheckLine]:
         else:
             lines.append(CheckLine("integration", plan.integration, OK))
 
-    for name in plan.stages():
-        database, schema, stage = _parts(name, plan.database, plan.schema)
-        try:
-            rows = _query(conn, f"SHOW STAGES LIKE '{stage}' IN SCHEMA {database}.{schema}")
-        except sf_errors.Error as exc:
-            # fakesnow (the embedded Snowflake) has no SHOW STAGES / DESC STAGE.
-            lines.append(
-                CheckLine("stage", name, UNVERIFIABLE, f"SHOW STAGES failed: {_short(exc)}")
-            )
-            continue
-        status = OK if rows else MISSING
-        lines.append(
-            CheckLine("stage", name, status, "" if rows else "run step 2 of the setup SQL")
-        )
+    for name, url in plan.stages().items():
+        lines.append(_check_stage(conn, plan, name, url))
 
     for name, columns in plan.tables().items():
         database, schema, table = _parts(name, plan.database, plan.schema)
@@ -245,6 +233,37 @@ def check_objects(conn: Any, plan: SetupPlan) -> list[CheckLine]:
         else:
             lines.append(CheckLine("table", name, OK, ", ".join(column for column, _ in columns)))
     return lines
+
+
+def _check_stage(conn: Any, plan: SetupPlan, name: str, url: str) -> CheckLine:
+    from snowflake.connector import errors as sf_errors
+
+    database, schema, stage = _parts(name, plan.database, plan.schema)
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SHOW STAGES LIKE '{stage}' IN SCHEMA {database}.{schema}")
+        columns = [str(d[0]).lower() for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except sf_errors.Error as exc:
+        return CheckLine("stage", name, UNVERIFIABLE, f"SHOW STAGES failed: {_short(exc)}")
+    finally:
+        cursor.close()
+    if "name" not in columns:
+        return CheckLine("stage", name, UNVERIFIABLE, "SHOW STAGES has no name column")
+    # Filter here: LIKE is a pattern (and the embedded Snowflake ignores it).
+    found = [dict(zip(columns, row, strict=False)) for row in rows]
+    found = [r for r in found if str(r["name"]).upper() == stage]
+    if not found:
+        return CheckLine("stage", name, MISSING, "run step 2 of the setup SQL")
+    actual = str(found[0].get("url", "")).strip('"[]')
+    if actual and actual.rstrip("/") != url.rstrip("/"):
+        return CheckLine("stage", name, MISSING, f"it points at {actual}, expected {url}")
+    integration = str(found[0].get("storage_integration") or "")
+    if integration and integration.upper() != plan.integration.upper():
+        return CheckLine(
+            "stage", name, MISSING, f"it uses integration {integration}, not {plan.integration}"
+        )
+    return CheckLine("stage", name, OK, url)
 
 
 def _short(exc: BaseException) -> str:

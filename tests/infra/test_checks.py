@@ -46,6 +46,7 @@ FULL_OPTIONS = {
     "pipeline.alarms.emails": ["ops@example.com"],
     "pipeline.enrichment.apiKeySecretName": "imdb-enrichment/api-key",
     "pipeline.schedule.enabled": False,
+    "pipeline.load.source": "s3://partner-enrichment-results/imdb/",
 }
 
 
@@ -160,7 +161,8 @@ def test_app_py_with_cdk_json_defaults_stops_with_one_message_naming_the_setup()
     result = run_app_py(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    [message] = [line for line in result.stderr.splitlines() if line.strip()]
+    # (jsii may print a Node version banner first; the configuration speaks in one line)
+    [message] = [line for line in result.stderr.splitlines() if "pipeline" in line]
     assert message.startswith(
         "Invalid pipeline configuration: pipeline.load.snowflakeIamUserArn and "
         "load.externalId not set while pipeline.load.enabled=true"

@@ -487,7 +487,8 @@ def test_alarm_count_and_dashboard(template: dict[str, Any]) -> None:
 
 def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) == {
-        "StateMachineArn", "RunDataBucketName", "AlarmTopicArn", "DashboardUrl"}  # fmt: skip
+        "StateMachineArn", "RunDataBucketName", "AlarmTopicArn", "DashboardUrl",
+        "SnowflakeStageRoleArn", "SnowflakeStageUrl"}  # fmt: skip
 
 
 # ------------------------------------------------------------------ secrets
