@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from enrich_shared.load_sql import table_ddl
 from enrichctl.cli import main
+from enrichctl.local_run.template import REPO_ROOT
 from enrichctl.snowflake_setup import (
     MISSING,
     OK,
@@ -23,6 +24,12 @@ from enrichctl.snowflake_setup import (
 
 ACCOUNT = "123456789012"
 BUCKET = "imdbenrichment-storagerundata-abc123"
+
+
+def cdk_json_context() -> dict:
+    return json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+
+
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/imdb-enrichment-snowflake-stage"
 OFFLINE = ["--account", ACCOUNT, "--bucket", BUCKET, "--pipeline-role", "ENRICH_ROLE"]
 
@@ -53,7 +60,7 @@ def test_the_sql_creates_integration_stage_tables_grants_then_desc(capsys) -> No
 
 
 def test_load_source_gets_its_own_stage_and_allowed_location() -> None:
-    context = json.loads(open("cdk.json").read())["context"]
+    context = cdk_json_context()
     context["pipeline.load.source"] = "s3://partner-results/imdb/"
     plan = build_plan(
         pipeline_config(context),
@@ -81,7 +88,7 @@ def test_bad_flags_are_refused_in_one_line(capsys, flags, message) -> None:
 
 
 def test_loading_off_has_nothing_to_set_up() -> None:
-    context = json.loads(open("cdk.json").read())["context"]
+    context = cdk_json_context()
     context["pipeline.load.enabled"] = False
     with pytest.raises(Exception, match=r"load\.enabled=false.*nothing to set up"):
         pipeline_config(context)
@@ -209,7 +216,7 @@ def test_check_command_connects_with_the_secret_file_and_exits_1(
             "--snowflake-secret-file",
             str(secret),
             "--check",
-        ]  # fmt: skip
+        ]
     )
     out = capsys.readouterr().out
     assert code == 1
