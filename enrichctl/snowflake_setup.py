@@ -13,6 +13,7 @@ object, what is missing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -333,17 +334,17 @@ def build_plan(config: PipelineConfig, inputs: Inputs) -> SetupPlan:
         account = inputs.account or inputs.caller_account()
         account = _checked(account, _ACCOUNT, "--account", "use the 12-digit AWS account ID")
         role_arn = stage_role_arn(account, load.role_name)
-    secret: dict[str, Any] | None = None
+    secret: dict[str, Any] = {}
     if not (inputs.pipeline_role and inputs.schema):
         secret = inputs.secret()
-    pipeline_role = inputs.pipeline_role or str((secret or {}).get("role", ""))
+    pipeline_role = inputs.pipeline_role or str(secret.get("role", ""))
     pipeline_role = _checked(
         pipeline_role, _NAME, "--pipeline-role", "use the Snowflake role of the pipeline's secret"
     )
     if inputs.schema:
         database, _, schema = inputs.schema.partition(".")
     else:
-        database, schema = str(secret.get("database", "")), str(secret.get("schema", ""))  # type: ignore[union-attr]
+        database, schema = str(secret.get("database", "")), str(secret.get("schema", ""))
     _checked(database, _NAME, "database", "pass --schema DATABASE.SCHEMA")
     _checked(schema, _NAME, "schema", "pass --schema DATABASE.SCHEMA")
     return SetupPlan(load, integration, role_arn, bucket, pipeline_role, database, schema)
@@ -401,7 +402,9 @@ def _inputs(args: argparse.Namespace, config: PipelineConfig) -> Inputs:
         with aws_errors(deployment.target):
             return str(deployment.client("sts").get_caller_identity()["Account"])
 
+    @functools.cache
     def secret() -> dict[str, Any]:
+        """Read once: the plan and --check may both need it."""
         path: Path | None = args.snowflake_secret_file
         if path is not None:
             try:
