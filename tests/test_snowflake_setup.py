@@ -224,3 +224,21 @@ def test_check_command_connects_with_the_secret_file_and_exits_1(
     assert "5 missing" in out
     assert password not in out
     assert UNVERIFIABLE not in out
+
+
+def test_a_deployed_stack_supplies_bucket_and_role_arn(aws, capsys) -> None:
+    deployed_role = "arn:aws:iam::210987654321:role/imdb-enrichment-snowflake-stage"
+    template = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            "RunDataBucketName": {"Value": "deployed-run-bucket"},
+            "SnowflakeStageRoleArn": {"Value": deployed_role},
+        },
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName="ImdbEnrichment", TemplateBody=json.dumps(template)
+    )
+    assert main(["snowflake-setup", "--pipeline-role", "R", "--schema", "D.S"]) == 0
+    sql = capsys.readouterr().out
+    assert f"STORAGE_AWS_ROLE_ARN = '{deployed_role}'" in sql
+    assert "STORAGE_ALLOWED_LOCATIONS = ('s3://deployed-run-bucket/runs/');" in sql
