@@ -157,7 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(handler=_cmd_local)
     _add_ops_commands(commands)
     _add_perf_commands(commands)
+    _add_setup_commands(commands)
     return parser
+
+
+def _add_setup_commands(commands: Any) -> None:
+    """snowflake-setup: the one-time Snowflake SQL (logic in enrichctl.snowflake_setup)."""
+    from enrichctl import snowflake_setup
+
+    setup = commands.add_parser(
+        "snowflake-setup",
+        help="print the one-time Snowflake SQL for loading results (--check: what is missing)",
+        description="Print the SQL a Snowflake administrator runs once: the storage "
+        "integration (assuming the stack's fixed-name IAM role), the stage(s), the three "
+        "tables and the pipeline role's grants, then DESC INTEGRATION, whose two values go "
+        "into cdk.json (load.snowflakeIamUserArn, load.externalId). With --check, connect "
+        "with the pipeline's Snowflake secret and report object by object what is missing "
+        "(exit 1 if anything is, 2 for bad usage or configuration).",
+    )
+    snowflake_setup.add_arguments(setup)
+    setup.set_defaults(handler=snowflake_setup.cmd_snowflake_setup)
 
 
 def _add_perf_commands(commands: Any) -> None:

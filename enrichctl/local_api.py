@@ -125,6 +125,7 @@ class LocalEnrichApi:
         mode: str = "normal",
         retry_after: str | None = None,
         error_body: str | None = None,
+        ok_body: str | None = None,
         slow_s: float = 5.0,
         api_key: tuple[str, str] | None = None,
         max_ids: int = 1000,
@@ -149,6 +150,9 @@ class LocalEnrichApi:
             retry_after: value of a Retry-After header on 429 and 503 answers.
             error_body: text sent as the body of scripted/failed answers instead of the
                 default JSON message (e.g. a long HTML error page, or one echoing a header).
+            ok_body: text sent as the body of 200 answers instead of the records JSON (an
+                API that writes its results elsewhere and answers only a status, or a
+                broken one); the records are still written to `output_dir`.
             api_key: (header, value) required on every request, else 403.
             max_ids: more IDs than this in one request -> 400 (an API limit).
             max_lifetime_s: the server stops by itself after this long.
@@ -166,6 +170,7 @@ class LocalEnrichApi:
         self.mode = mode
         self.retry_after = retry_after
         self.error_body = error_body
+        self.ok_body = ok_body
         self.slow_s = slow_s
         self.api_key = api_key
         self.max_ids = max_ids
@@ -285,7 +290,7 @@ class LocalEnrichApi:
         if status == 200:
             records = [fake_record(i) for i in ids]
             self._write(seq, records)
-            body = {"records": records}
+            body = {"records": records} if self.ok_body is None else self.ok_body
         if outcome == RESET:
             self._reset(handler, ids)
             return

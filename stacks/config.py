@@ -9,6 +9,7 @@ found are listed together, so one synth shows everything that needs fixing).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
             "maxAttempts": 3,
             "maxDelaySeconds": 300,
         },
+        "incremental": {
+            "refreshAfterDays": None,
+        },
     },
     "enrichment": {
         "baseUrl": None,
@@ -53,6 +57,19 @@ DEFAULTS: dict[str, Any] = {
             "maxAttempts": 3,
             "maxDelaySeconds": 60,
         },
+    },
+    "load": {
+        "enabled": True,
+        "source": None,
+        "stage": "ENRICH_RUNS_STAGE",
+        "landingTable": "ENRICH_LANDING",
+        "resultsTable": "ENRICH_RESULTS",
+        "stateTable": "ENRICH_STATE",
+        "recordsPath": "records",
+        "idField": "imdb_id",
+        "snowflakeIamUserArn": None,
+        "externalId": None,
+        "roleName": "imdb-enrichment-snowflake-stage",
     },
     "workflow": {
         "timeoutMinutes": 360,
@@ -106,6 +123,28 @@ _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SLACK_WORKSPACE = re.compile(r"^[0-9A-Z]{1,255}$")
 _SLACK_CHANNEL = re.compile(r"^[A-Za-z0-9]+$")
 _CRON = re.compile(r"^cron\((.*)\)$")
+#: A Snowflake object name, unquoted, optionally qualified: db.schema.name.
+_SF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+#: A path into the API's JSON answer: field names joined by dots (records, data.items).
+_JSON_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_JSON_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_S3_LOCATION = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([A-Za-z0-9!_.*'()/-]*/)?$")
+_IAM_USER_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:user/[\w+=,.@/-]{1,512}$")
+#: What IAM accepts as an sts:ExternalId (2-1224 characters).
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+#: Stand-ins for the two values only Snowflake can give (DESC INTEGRATION). The tests and the
+#: local runner synthesize with them (`with_local_placeholders`); `cdk synth`/`cdk deploy` run
+#: app.py, which never adds them, so a deploy still stops until cdk.json holds the real ones.
+LOCAL_PLACEHOLDER_IAM_USER_ARN = "arn:aws:iam::000000000000:user/local-placeholder-not-deployable"
+LOCAL_PLACEHOLDER_EXTERNAL_ID = "local-placeholder-not-deployable"
+SETUP_HINT = (
+    "run `enrichctl snowflake-setup`, have a Snowflake admin run the SQL it prints, then "
+    "`DESC INTEGRATION <name>` gives STORAGE_AWS_IAM_USER_ARN (-> load.snowflakeIamUserArn) "
+    "and STORAGE_AWS_EXTERNAL_ID (-> load.externalId): put both in cdk.json; or set "
+    "load.enabled=false to deploy without loading results into Snowflake"
+)
 
 
 class ConfigError(ValueError):
@@ -148,6 +187,8 @@ class SnowflakeConfig:
     fetch_batch_size: int
     timeout_seconds: int
     retry: RetryConfig
+    #: None: every night queries every ID; N: only IDs not enriched OK in the last N days.
+    refresh_after_days: int | None = None
 
     @property
     def login_timeout_s(self) -> int:
@@ -247,6 +288,33 @@ class ChildBudget:
 
 
 @dataclass(frozen=True)
+class LoadConfig:
+    """Loading the stored answers into Snowflake through an external stage."""
+
+    enabled: bool
+    source: str | None
+    stage: str
+    landing_table: str
+    results_table: str
+    state_table: str
+    records_path: str
+    id_field: str
+    snowflake_iam_user_arn: str | None
+    external_id: str | None
+    role_name: str
+
+    @property
+    def source_bucket(self) -> str | None:
+        """The bucket of `source` (`s3://bucket/prefix/`), when set."""
+        return urlsplit(self.source).netloc if self.source else None
+
+    @property
+    def source_prefix(self) -> str:
+        """The key prefix of `source` ("" for a whole bucket)."""
+        return urlsplit(self.source).path.lstrip("/") if self.source else ""
+
+
+@dataclass(frozen=True)
 class AlarmsConfig:
     """Who is told about problems, and when a missing run counts as one."""
 
@@ -268,6 +336,7 @@ class PipelineConfig:
     run_data_days: int
     log_days: int
     log_level: str
+    load: LoadConfig
 
 
 # --------------------------------------------------------------------------- reading context
@@ -578,6 +647,19 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
         c.fail("logLevel", log_level, "is not a log level", f"use one of {list(LOG_LEVELS)}")
         log_level = "INFO"
 
+    load = _check_load(c)
+    refresh = c.get("snowflake.incremental.refreshAfterDays")
+    if refresh is not None:
+        refresh = c.integer("snowflake.incremental.refreshAfterDays", 1, 3650)
+        if c.get("load.enabled") is False:
+            c.fail(
+                "snowflake.incremental.refreshAfterDays",
+                refresh,
+                "needs load.enabled=true (the state table it reads is kept by the load step)",
+                "set load.enabled=true, or refreshAfterDays=null to query every ID each night",
+            )
+    snowflake = dataclasses.replace(snowflake, refresh_after_days=refresh)
+
     config = PipelineConfig(
         schedule=schedule,
         snowflake=snowflake,
@@ -587,10 +669,92 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
         run_data_days=c.integer("retention.runDataDays", 1, 3650),
         log_days=log_days,
         log_level=log_level,
+        load=load,
     )
     if c.errors:
         raise ConfigError(_format_errors(c.errors))
     return config
+
+
+def _check_load(c: _Checker) -> LoadConfig:
+    name_hint = "use a Snowflake name: letters, digits, _ and $, optionally db.schema.name"
+    load = LoadConfig(
+        enabled=c.boolean("load.enabled"),
+        source=c.optional_string(
+            "load.source",
+            _S3_LOCATION,
+            "use null (load the stored answers) or the location the API writes to, as "
+            "s3://bucket/prefix/ (ending in /)",
+        ),
+        stage=c.string("load.stage", _SF_NAME, name_hint),
+        landing_table=c.string("load.landingTable", _SF_NAME, name_hint),
+        results_table=c.string("load.resultsTable", _SF_NAME, name_hint),
+        state_table=c.string("load.stateTable", _SF_NAME, name_hint),
+        records_path=c.string(
+            "load.recordsPath",
+            _JSON_PATH,
+            "use the field of the API's answer that holds the per-ID records, e.g. records "
+            "or data.items",
+        ),
+        id_field=c.string(
+            "load.idField", _JSON_FIELD, "use the record field holding the IMDB ID, e.g. imdb_id"
+        ),
+        snowflake_iam_user_arn=c.optional_string(
+            "load.snowflakeIamUserArn",
+            _IAM_USER_ARN,
+            "use STORAGE_AWS_IAM_USER_ARN from DESC INTEGRATION, arn:aws:iam::<12 digits>:user/...",
+        ),
+        external_id=c.optional_string(
+            "load.externalId",
+            _EXTERNAL_ID,
+            "use STORAGE_AWS_EXTERNAL_ID from DESC INTEGRATION (letters, digits and _+=,.@:/-)",
+        ),
+        role_name=c.string(
+            "load.roleName", _ROLE_NAME, "use an IAM role name (1-64 of letters, digits, _+=,.@-)"
+        ),
+    )
+    if load.enabled:
+        missing = [
+            f"load.{key}"
+            for key in ("snowflakeIamUserArn", "externalId")
+            if c.get(f"load.{key}") in (None, "")
+        ]
+        if missing:
+            # One message for both: they come from the same DESC INTEGRATION.
+            c.errors.append(
+                f"{CONTEXT_KEY}.{' and '.join(missing)} not set while "
+                f"{CONTEXT_KEY}.load.enabled=true (the stack creates the IAM role Snowflake's "
+                f"storage integration assumes, and needs Snowflake's side of it); fix: "
+                + SETUP_HINT
+            )
+    return load
+
+
+def stage_role_arn(account: str, role_name: str, partition: str = "aws") -> str:
+    """The storage integration role's ARN, computable before it exists (its name is fixed)."""
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
+def with_local_placeholders(context: dict[str, Any]) -> dict[str, Any]:
+    """`context` plus local-only stand-ins for the two DESC INTEGRATION values, when unset.
+
+    For in-process synth (tests, the local runner): those never deploy, and Snowflake's
+    side of the integration does not exist locally. app.py (`cdk deploy`) does not call it.
+    """
+    try:
+        load = raw_from_context(context)["load"]
+    except ConfigError:
+        return context  # load_config reports it
+    if load.get("enabled") is not True:
+        return context
+    out = dict(context)
+    for key, value in (
+        ("snowflakeIamUserArn", LOCAL_PLACEHOLDER_IAM_USER_ARN),
+        ("externalId", LOCAL_PLACEHOLDER_EXTERNAL_ID),
+    ):
+        if load.get(key) in (None, ""):
+            out[f"{CONTEXT_KEY}.load.{key}"] = value
+    return out
 
 
 def _check_timezone(c: _Checker, timezone: str) -> str:

@@ -220,6 +220,13 @@ class PipelineFunctions(Construct):
                     conditions=FAILED_PREFIX_CONDITION,
                 )
             )
+        # InvokeEnrich stores each 2xx answer (runs/<run_id>/results/<batch_id>.json) before
+        # it reports the batch as enriched. Write-only: it never reads run data back.
+        self.invoke_enrich.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=self._objects("runs/*/results/*")
+            )
+        )
         api_key = self._config.enrichment.api_key_secret_name
         if api_key:
             secretsmanager.Secret.from_secret_name_v2(self, "ApiKeySecret", api_key).grant_read(

@@ -9,6 +9,7 @@ from stacks.config import PipelineConfig
 from stacks.functions import PipelineFunctions
 from stacks.monitoring import PipelineMonitoring
 from stacks.schedule import NightlySchedule
+from stacks.snowflake_stage import READABLE_KEYS, SnowflakeStageAccess
 from stacks.storage import RunDataStorage
 from stacks.workflow import PipelineWorkflow
 
@@ -31,6 +32,15 @@ class PipelineStack(Stack):
             config=config,
             bucket=self.storage.bucket,
             functions=self.functions,
+        )
+        # Only when loading is on: the role trusts Snowflake's IAM user, so it exists only
+        # while something needs it.
+        self.snowflake_stage = (
+            SnowflakeStageAccess(
+                self, "SnowflakeStage", config=config.load, bucket=self.storage.bucket
+            )
+            if config.load.enabled
+            else None
         )
         self.schedule = NightlySchedule(
             self, "Schedule", config=config, state_machine=self.workflow.state_machine
@@ -61,6 +71,19 @@ class PipelineStack(Stack):
                 f"{Aws.REGION}#dashboards:name={self.monitoring.dashboard.dashboard_name}"
             ),
         )
+        if self.snowflake_stage is not None:
+            CfnOutput(
+                self,
+                "SnowflakeStageRoleArn",
+                value=self.snowflake_stage.role.role_arn,
+                description="STORAGE_AWS_ROLE_ARN of the Snowflake storage integration",
+            )
+            CfnOutput(
+                self,
+                "SnowflakeStageUrl",
+                value=self.snowflake_stage.stage_url,
+                description="URL of the Snowflake stage over the stored answers",
+            )
         self._acknowledge_nag_findings()
 
     def _acknowledge_nag_findings(self) -> None:
@@ -117,10 +140,31 @@ def NAG_ACKNOWLEDGEMENTS(stack: PipelineStack) -> list[tuple[Construct, str, str
     for function, keys in (
         (functions.query_ids, ("runs/*/claim.json", "runs/*/ids.json")),
         (functions.build_url, ("runs/*/ids.json", "runs/*/failed/*", "runs/*/batches.json")),
+        (functions.invoke_enrich, ("runs/*/results/*",)),
     ):
         for key in keys:
             acks.append(
                 (function.role, f"AwsSolutions-IAM5[Resource::{bucket_arn}/{key}]", per_run)
+            )
+    stage = stack.snowflake_stage
+    if stage is not None:
+        readable = (
+            "Snowflake's storage integration reads runs/<run_id>/results/ and failed/ of "
+            "every run (run IDs are chosen at run time); the role is read-only and trusts "
+            "only Snowflake's IAM user with our external ID"
+        )
+        for key in READABLE_KEYS:
+            acks.append((stage.role, f"AwsSolutions-IAM5[Resource::{bucket_arn}/{key}]", readable))
+        load = stack.config.load
+        if load.source_bucket:
+            acks.append(
+                (
+                    stage.role,
+                    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
+                    f"{load.source_bucket}/{load.source_prefix}*]",
+                    "load.source: the enrichment API writes its own result files under this "
+                    "prefix with names it chooses; the storage integration may only read them",
+                )
             )
     policy = workflow.policy
     acks += [

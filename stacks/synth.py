@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_cdk import App, Validations
 
-from stacks.config import load_config
+from stacks.config import load_config, with_local_placeholders
 from stacks.pipeline_stack import PipelineStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,11 +74,16 @@ def synth_app(
     outdir: str | None = None,
     cfn_validation: bool = False,
 ) -> tuple[App, PipelineStack, Any]:
-    """Synthesize with `cdk.json` context (+ overrides); returns (app, stack, assembly)."""
+    """Synthesize with `cdk.json` context (+ overrides); returns (app, stack, assembly).
+
+    In-process synth is for tests and the local runner, never for a deploy: the two values
+    only Snowflake can give get local stand-ins when unset (`with_local_placeholders`).
+    """
     context = cdk_json_context()
     if not bundle:
         context.update(SKIP_BUNDLING)
     context.update(context_overrides or {})
+    context = with_local_placeholders(context)
     app, stack = build_app(
         context,
         outdir=outdir or tempfile.mkdtemp(prefix="cdk-synth-"),

@@ -15,7 +15,7 @@ import pytest
 
 from enrichctl.embedded_snowflake import LOOPBACK_ONLY_ENV, EmbeddedSnowflake
 from enrichctl.local_run.template import REPO_ROOT, load_template
-from stacks.config import load_config  # plain Python: does not start jsii
+from stacks.config import load_config, with_local_placeholders  # plain Python: no jsii
 
 # Tests reach 127.0.0.1 only: keep the Snowflake connector from probing cloud metadata.
 os.environ.update(LOOPBACK_ONLY_ENV)
@@ -33,7 +33,8 @@ def pipeline_config():
     """The validated `pipeline` configuration the template was synthesized from."""
     # Read cdk.json directly: importing stacks.synth here would start jsii before
     # load_template() silences its Node version banner.
-    return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
+    context = json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {})
+    return load_config(with_local_placeholders(context))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import logging
 import socket
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -14,7 +15,12 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from build_url.urls import build_urls
-from enrich_shared.errors import ConfigurationError, RejectedEnrichError, RetryableEnrichError
+from enrich_shared.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    RejectedEnrichError,
+    RetryableEnrichError,
+)
 from enrich_shared.models import Batch
 from enrich_shared.observability import SERVICE
 from enrich_shared.observability import logger as step_logger
@@ -27,6 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 IDS = ["tt0000001", "tt0000002", "tt0000003"]
 API_KEY = "sk-local-" + "9f2c4e7a1b3d5f60"
+BUCKET = "pipeline-bucket"
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +72,7 @@ def map_item(api: LocalEnrichApi, run_id: str = "night-1") -> dict:
 
 
 def call(api: LocalEnrichApi, ids=IDS):
-    return enrich_batch(batch_for(api, ids), ClientSettings.from_env(), remaining_s=30)
+    return enrich_batch(batch_for(api, ids), ClientSettings.from_env(), remaining_s=30).result
 
 
 def test_200_returns_the_result_and_the_api_writes_records(tmp_path):
@@ -191,14 +198,27 @@ def test_connection_reset_mid_response_is_retryable():
 
 
 @pytest.fixture
-def secrets(monkeypatch):
+def aws(monkeypatch):
+    """moto for Secrets Manager and S3, with the pipeline bucket created (BUCKET_NAME)."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
     parameters.clear_caches()
     with mock_aws():
-        yield boto3.client("secretsmanager")
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield
     parameters.clear_caches()
+
+
+@pytest.fixture
+def secrets(aws):
+    return boto3.client("secretsmanager")
+
+
+@pytest.fixture
+def s3(aws):
+    return boto3.client("s3")
 
 
 @pytest.mark.parametrize("stored", [API_KEY, json.dumps({"api_key": API_KEY})])
@@ -260,7 +280,7 @@ class FakeContext:
         return 60_000
 
 
-def test_handler_returns_the_enrich_result_and_counts_it(logs, capsys):
+def test_handler_returns_the_enrich_result_and_counts_it(s3, logs, capsys):
     with LocalEnrichApi() as api:
         event = map_item(api)
         result = lambda_handler(event, FakeContext())
@@ -275,7 +295,7 @@ def test_handler_returns_the_enrich_result_and_counts_it(logs, capsys):
     assert (line["batch_id"], line["run_id"]) == ("000001", "night-1")
 
 
-def test_handler_counts_a_failure_and_raises_it_by_name(logs, capsys):
+def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs, capsys):
     with LocalEnrichApi(rules={"tt0000001": 404}) as api:
         event = map_item(api)
         with pytest.raises(RejectedEnrichError):
@@ -287,3 +307,88 @@ def test_handler_counts_a_failure_and_raises_it_by_name(logs, capsys):
         "000001",
         "night-1",
     )
+
+
+# -- the stored answer (runs/<run_id>/results/<batch_id>.json) ------------------------------
+
+
+def stored(s3, key: str = "runs/night-1/results/000001.json") -> dict:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def test_handler_stores_the_answer_with_the_exact_shape(s3):
+    before = datetime.now(UTC)
+    with LocalEnrichApi() as api:
+        lambda_handler(map_item(api), FakeContext())
+    document = stored(s3)
+    assert set(document) == {"run_id", "batch_id", "fetched_at", "ids", "status", "body"}
+    assert (document["run_id"], document["batch_id"], document["ids"], document["status"]) == (
+        "night-1",
+        "000001",
+        IDS,
+        200,
+    )
+    assert document["body"] == {"records": [fake_record(i) for i in IDS]}
+    fetched_at = datetime.fromisoformat(document["fetched_at"])
+    assert fetched_at.utcoffset() == timedelta(0), "UTC"
+    assert before - timedelta(seconds=1) <= fetched_at <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("rules", "ok_body", "expected"),
+    [
+        ({}, "accepted; results go to s3://elsewhere/", "accepted; results go to s3://elsewhere/"),
+        ({}, '{"records": [', '{"records": ['),  # truncated JSON is text, not dropped
+        ({"tt0000002": 204}, None, ""),
+    ],
+    ids=["text", "broken-json", "204-empty"],
+)
+def test_a_non_json_answer_is_stored_as_text(s3, rules, ok_body, expected):
+    with LocalEnrichApi(rules=rules, ok_body=ok_body) as api:
+        result = lambda_handler(map_item(api), FakeContext())
+    assert stored(s3)["body"] == expected
+    assert stored(s3)["status"] == result["http_status"]
+
+
+def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch, capsys, logs):
+    monkeypatch.setenv("BUCKET_NAME", "no-such-bucket")
+    with LocalEnrichApi() as api:
+        event = map_item(api)
+        with pytest.raises(RetryableEnrichError, match=r"could not be stored .*NoSuchBucket"):
+            lambda_handler(event, FakeContext())
+    assert api.request_count == 1, "the API answered; only the write failed"
+    assert emitted_metrics(capsys.readouterr().out) == {"EnrichFailures": 1}
+    assert not any("batch enriched" in line for line in logs)
+
+
+def test_a_failed_answer_stores_nothing(s3):
+    with LocalEnrichApi(rules={"tt0000001": 503}) as api, pytest.raises(RetryableEnrichError):
+        lambda_handler(map_item(api), FakeContext())
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+def test_a_map_item_without_run_id_is_refused_before_any_request(s3):
+    with LocalEnrichApi() as api, pytest.raises(InvalidInputError, match="run_id"):
+        lambda_handler(batch_for(api).to_dict(), FakeContext())
+    assert api.request_count == 0
+
+
+def test_idempotency_key_is_the_same_on_every_attempt(s3):
+    with LocalEnrichApi(rules={"tt0000001": [503, 429]}) as api:
+        for _ in range(2):
+            with pytest.raises(RetryableEnrichError):
+                lambda_handler(map_item(api, run_id="night-7"), FakeContext())
+        lambda_handler(map_item(api, run_id="night-7"), FakeContext())
+    assert [r.headers["idempotency-key"] for r in api.requests] == ["night-7/000001"] * 3
+
+
+def test_an_api_key_echoed_in_a_2xx_answer_is_not_stored(secrets, s3, monkeypatch, logs):
+    name = f"enrich/api-key-{uuid.uuid4()}"
+    secrets.create_secret(Name=name, SecretString=API_KEY)
+    monkeypatch.setenv("API_KEY_SECRET_NAME", name)
+    with LocalEnrichApi(ok_body=f"ok, caller {API_KEY}") as api:
+        lambda_handler(map_item(api), FakeContext())
+    raw = s3.get_object(Bucket=BUCKET, Key="runs/night-1/results/000001.json")["Body"].read()
+    assert API_KEY.encode() not in raw
+    assert stored(s3)["body"] == "ok, caller ***"
+    assert not any(API_KEY in line for line in logs)

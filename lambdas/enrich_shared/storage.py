@@ -5,6 +5,9 @@ Layout (contract with the state machine and `enrichctl`):
     runs/<run_id>/ids.json            clean, de-duplicated IDs (JSON array)
     runs/<run_id>/batches.json        [{"batch_id", "url", "ids"}, ...]
     runs/<run_id>/failed/<batch>.json one file per batch that failed for good
+    runs/<run_id>/results/<batch>.json the API's answer to each enriched batch
+        {"run_id", "batch_id", "fetched_at", "ids", "status", "body"}; Snowflake's stage
+        reads this prefix (COPY INTO ... FROM @stage/<run_id>/results/)
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from boto3.s3.transfer import TransferConfig
 STREAM_TRANSFER = TransferConfig(max_concurrency=2)
 
 
+#: Every run's data lives below this prefix (Snowflake's stage points at it).
+RUNS_PREFIX = "runs/"
+
+
 def run_prefix(run_id: str) -> str:
     """`runs/<run_id>/`: everything one run writes lives below it."""
-    return f"runs/{run_id}/"
+    return f"{RUNS_PREFIX}{run_id}/"
 
 
 def ids_key(run_id: str) -> str:
@@ -64,6 +71,16 @@ def failed_record_keys(
         for obj in page.get("Contents", []):
             if obj["Key"].endswith(".json"):
                 yield obj["Key"]
+
+
+def results_prefix(run_id: str) -> str:
+    """Prefix of a run's stored API answers (one object per enriched batch)."""
+    return f"{run_prefix(run_id)}results/"
+
+
+def result_key(run_id: str, batch_id: str) -> str:
+    """Key of one batch's stored API answer."""
+    return f"{results_prefix(run_id)}{batch_id}.json"
 
 
 def s3_client() -> Any:

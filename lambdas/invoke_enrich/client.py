@@ -3,7 +3,9 @@
 2xx is success. 429, 5xx, timeouts and connection failures are `RetryableEnrichError`;
 other answers (4xx, and 3xx because redirects are not followed) are `RejectedEnrichError`.
 The client never retries by itself: the state machine owns retries (backoff, jitter,
-attempt count), so one invocation is exactly one request.
+attempt count), so one invocation is exactly one request. Every request carries
+`Idempotency-Key: <run_id>/<batch_id>`: Express children are at-least-once on AWS, so the
+API may see a batch twice and can use the key to ignore the repeat.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ BODY_EXCERPT_CHARS = 500
 #: error is classified (a Lambda timeout would be an opaque `States.Timeout`).
 DEADLINE_MARGIN_S = 2.0
 USER_AGENT = "imdb-enrichment/0.1 (+invoke_enrich)"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # One pool per warm Lambda container: keep-alive connections are reused across batches.
 # retries=False: no retries and no redirects (a 3xx is returned to us, not followed).
@@ -104,18 +107,35 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+@dataclass(frozen=True, repr=False)
+class Answer:
+    """A 2xx answer: the step's result plus the raw body, which the handler stores."""
+
+    result: EnrichResult
+    data: bytes
+
+
+def idempotency_key(batch: Batch) -> str:
+    """`<run_id>/<batch_id>`: the same for every attempt and every duplicate of a batch."""
+    return f"{batch.run_id}/{batch.batch_id}" if batch.run_id else batch.batch_id
+
+
 def enrich_batch(
     batch: Batch,
     settings: ClientSettings,
     remaining_s: float | None = None,
     http: urllib3.PoolManager = HTTP,
-) -> EnrichResult:
-    """GET `batch.url` once and return an `EnrichResult`, or raise a classified error.
+) -> Answer:
+    """GET `batch.url` once and return the 2xx `Answer`, or raise a classified error.
 
     `remaining_s` is the time the Lambda has left; when given, the whole request is capped
     below it so a slow API surfaces as `RetryableEnrichError`, not as a Lambda timeout.
     """
-    headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    headers = {
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+        IDEMPOTENCY_HEADER: idempotency_key(batch),
+    }
     api_key = None
     if settings.api_key_secret_name:
         api_key = read_api_key(settings.api_key_secret_name)
@@ -168,7 +188,12 @@ def enrich_batch(
         )
 
     if 200 <= status < 300:
-        return EnrichResult(batch.batch_id, status, len(batch.ids), elapsed_ms)
+        result = EnrichResult(batch.batch_id, status, len(batch.ids), elapsed_ms)
+        data = response.data or b""
+        if api_key and api_key.encode() in data:
+            # An API that echoes request headers must not put the key into stored answers.
+            data = data.replace(api_key.encode(), b"***")
+        return Answer(result, data)
 
     body = _excerpt(response.data or b"", api_key)
     detail = f"batch {batch.batch_id}: {where} answered HTTP {status}"

@@ -13,6 +13,11 @@ from typing import Any
 import pytest
 
 import stacks.pipeline_stack as pipeline_stack
+from stacks.config import (
+    LOCAL_PLACEHOLDER_EXTERNAL_ID,
+    LOCAL_PLACEHOLDER_IAM_USER_ARN,
+    with_local_placeholders,
+)
 from stacks.synth import REPO_ROOT, synth_app
 
 OFFLINE_ENV = {
@@ -41,7 +46,17 @@ FULL_OPTIONS = {
     "pipeline.alarms.emails": ["ops@example.com"],
     "pipeline.enrichment.apiKeySecretName": "imdb-enrichment/api-key",
     "pipeline.schedule.enabled": False,
+    "pipeline.load.source": "s3://partner-enrichment-results/imdb/",
 }
+
+
+#: `cdk synth` with Snowflake's two values set (what cdk.json holds after the setup).
+PLACEHOLDER_CLI_CONTEXT = [
+    "-c",
+    f"pipeline.load.snowflakeIamUserArn={LOCAL_PLACEHOLDER_IAM_USER_ARN}",
+    "-c",
+    f"pipeline.load.externalId={LOCAL_PLACEHOLDER_EXTERNAL_ID}",
+]
 
 
 @pytest.mark.parametrize("overrides", [{}, FULL_OPTIONS], ids=["defaults", "all-options"])
@@ -92,7 +107,17 @@ def test_pinned_cdk_cli_synthesizes_offline(tmp_path: Path) -> None:
     result = subprocess.run(
         # The CLI bundles every function (it forbids `aws:` context keys, so bundling cannot
         # be skipped here): pip only talks to PyPI, and .build/ caches the wheels.
-        [npx, "--no-install", "cdk", "synth", "--quiet", "--no-notices", "--output", str(out)],
+        [
+            npx,
+            "--no-install",
+            "cdk",
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "--output",
+            str(out),
+            *PLACEHOLDER_CLI_CONTEXT,
+        ],
         cwd=REPO_ROOT,
         env=offline_env(),
         capture_output=True,
@@ -115,13 +140,11 @@ def test_pinned_cdk_cli_synthesizes_offline(tmp_path: Path) -> None:
     assert "AWS::StepFunctions::StateMachine" in {r["Type"] for r in template["Resources"].values()}
 
 
-def test_app_py_stops_on_a_bad_value_with_one_clear_message() -> None:
-    # The CLI hands context to the app through CDK_CONTEXT_JSON; do the same.
-    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    context["pipeline.enrichment.baseUrl"] = "http://insecure.example.com/x"
+def run_app_py(context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run app.py as `cdk synth` does: the CLI hands context over in CDK_CONTEXT_JSON."""
     env = offline_env()
     env["CDK_CONTEXT_JSON"] = json.dumps(context)
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "app.py"],
         cwd=REPO_ROOT,
         env=env,
@@ -130,6 +153,28 @@ def test_app_py_stops_on_a_bad_value_with_one_clear_message() -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_app_py_with_cdk_json_defaults_stops_with_one_message_naming_the_setup() -> None:
+    # cdk.json ships without Snowflake's two integration values: a deploy must stop at synth
+    # (no local placeholders on this path), with one message that says what to set.
+    result = run_app_py(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    # (jsii may print a Node version banner first; the configuration speaks in one line)
+    [message] = [line for line in result.stderr.splitlines() if "pipeline" in line]
+    assert message.startswith(
+        "Invalid pipeline configuration: pipeline.load.snowflakeIamUserArn and "
+        "load.externalId not set while pipeline.load.enabled=true"
+    )
+    for hint in ("enrichctl snowflake-setup", "DESC INTEGRATION", "load.enabled=false"):
+        assert hint in message
+
+
+def test_app_py_stops_on_a_bad_value_with_one_clear_message() -> None:
+    context = with_local_placeholders(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+    context["pipeline.enrichment.baseUrl"] = "http://insecure.example.com/x"
+    result = run_app_py(context)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert (

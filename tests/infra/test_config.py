@@ -14,6 +14,7 @@ from stacks.config import (
     dst_gaps,
     load_config,
     parse_cron_times,
+    with_local_placeholders,
 )
 from stacks.synth import cdk_json_context
 
@@ -24,7 +25,7 @@ def config_with(**dotted: Any):
     """Load cdk.json's configuration with `pipeline.<dotted key>` overrides."""
     context = cdk_json_context()
     context.update({f"pipeline.{k.replace('__', '.')}": v for k, v in dotted.items()})
-    return load_config(context, today=TODAY)
+    return load_config(with_local_placeholders(context), today=TODAY)
 
 
 def error_of(**dotted: Any) -> str:
@@ -64,7 +65,8 @@ def test_dotted_override_and_json_strings_from_the_cli_are_applied() -> None:
 
 def test_whole_object_override_as_json_string() -> None:
     context = {"pipeline": '{"enrichment": {"baseUrl": "https://api.example.org/x"}}'}
-    assert load_config(context, today=TODAY).enrichment.base_url == "https://api.example.org/x"
+    config = load_config(with_local_placeholders(context), today=TODAY)
+    assert config.enrichment.base_url == "https://api.example.org/x"
 
 
 def test_unknown_key() -> None:
@@ -223,3 +225,105 @@ def test_base_url_longer_than_max_url_length_is_refused_at_synth() -> None:
     assert "raise it to at least 341" in message
     # Exactly enough room for one longest ID is accepted.
     assert config_with(enrichment__baseUrl=base, enrichment__maxUrlLength=341)
+
+
+# --------------------------------------------------------------------------- load.*
+
+
+def test_cdk_json_defaults_stop_with_one_message_naming_the_two_values() -> None:
+    # No local placeholders here: this is what `cdk synth`/`cdk deploy` see.
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(cdk_json_context(), today=TODAY)
+    message = str(excinfo.value)
+    assert message.startswith(
+        "Invalid pipeline configuration: pipeline.load.snowflakeIamUserArn and "
+        "load.externalId not set while pipeline.load.enabled=true"
+    )
+    assert "problems" not in message, "one message, not a list"
+    for hint in ("enrichctl snowflake-setup", "DESC INTEGRATION", "STORAGE_AWS_EXTERNAL_ID",
+                 "load.enabled=false"):  # fmt: skip
+        assert hint in message
+
+
+def test_only_the_missing_value_is_named() -> None:
+    context = cdk_json_context()
+    context["pipeline.load.externalId"] = "MYACCOUNT_SFCRole=2_abc="
+    with pytest.raises(ConfigError, match=r"pipeline\.load\.snowflakeIamUserArn not set"):
+        load_config(context, today=TODAY)
+
+
+def test_loading_off_needs_neither_value() -> None:
+    context = cdk_json_context()
+    context["pipeline.load.enabled"] = False
+    assert load_config(context, today=TODAY).load.enabled is False
+
+
+def test_local_placeholders_fill_only_unset_values() -> None:
+    context = cdk_json_context()
+    context["pipeline.load.externalId"] = "MYACCOUNT_SFCRole=2_abc="
+    load = load_config(with_local_placeholders(context), today=TODAY).load
+    assert load.external_id == "MYACCOUNT_SFCRole=2_abc="
+    assert load.snowflake_iam_user_arn is not None
+    assert "local-placeholder" in load.snowflake_iam_user_arn
+    context["pipeline.load.enabled"] = False
+    assert with_local_placeholders(context) == context
+
+
+def test_load_defaults() -> None:
+    load = config_with().load
+    assert (load.stage, load.landing_table, load.results_table, load.state_table) == (
+        "ENRICH_RUNS_STAGE",
+        "ENRICH_LANDING",
+        "ENRICH_RESULTS",
+        "ENRICH_STATE",
+    )
+    assert (load.records_path, load.id_field, load.source) == ("records", "imdb_id", None)
+    assert load.role_name == "imdb-enrichment-snowflake-stage"
+    assert config_with().snowflake.refresh_after_days is None
+
+
+def test_load_values_that_are_accepted() -> None:
+    config = config_with(
+        load__source="s3://partner-results/imdb/out/",
+        load__stage="ANALYTICS.ENRICH.RUNS_STAGE",
+        load__recordsPath="data.items",
+        load__snowflakeIamUserArn="arn:aws:iam::123456789012:user/abc1-s-v2st1234",
+        load__externalId="MYACCOUNT_SFCRole=2_abcdefgHIJKLmnop=",
+        snowflake__incremental__refreshAfterDays=7,
+    )
+    assert (config.load.source_bucket, config.load.source_prefix) == (
+        "partner-results",
+        "imdb/out/",
+    )
+    assert config.load.stage == "ANALYTICS.ENRICH.RUNS_STAGE"
+    assert config.snowflake.refresh_after_days == 7
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("load__enabled", "yes", "use true or false"),
+        ("load__source", "https://bucket/prefix/", "s3://bucket/prefix/"),
+        ("load__source", "s3://bucket/prefix", "ending in /"),
+        ("load__stage", "ENRICH STAGE", "letters, digits, _ and $"),
+        ("load__landingTable", "a.b.c.d", "optionally db.schema.name"),
+        ("load__resultsTable", "1RESULTS", "letters, digits, _ and $"),
+        ("load__stateTable", "", "letters, digits, _ and $"),
+        ("load__recordsPath", "records[0]", "data.items"),
+        ("load__idField", "imdb.id", "imdb_id"),
+        ("load__snowflakeIamUserArn", "arn:aws:iam::123:user/x", "arn:aws:iam::<12 digits>:user/"),
+        ("load__externalId", "has space", "STORAGE_AWS_EXTERNAL_ID"),
+        ("load__roleName", "x" * 65, "IAM role name"),
+        ("snowflake__incremental__refreshAfterDays", 0, "from 1 to 3650"),
+        ("snowflake__incremental__refreshAfterDays", "seven", "from 1 to 3650"),
+    ],
+)
+def test_bad_load_values_name_key_value_and_fix(key: str, value: Any, fix: str) -> None:
+    message = error_of(**{key: value})
+    assert f"pipeline.{key.replace('__', '.')}={value!r}" in message
+    assert "fix:" in message and fix in message
+
+
+def test_incremental_needs_loading() -> None:
+    message = error_of(load__enabled=False, snowflake__incremental__refreshAfterDays=3)
+    assert "pipeline.snowflake.incremental.refreshAfterDays=3 needs load.enabled=true" in message

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from enrich_shared.errors import NON_RETRYABLE_ERRORS, RETRYABLE_ERRORS
-from stacks.config import load_config
+from stacks.config import load_config, with_local_placeholders
 from stacks.synth import cdk_json_context
 from tests.infra.conftest import all_states, one, resources
 
-CONFIG = load_config(cdk_json_context())
+CONFIG = load_config(with_local_placeholders(cdk_json_context()))
 LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich", "CountFailedBatches")
 #: Lambda tasks whose whole result replaces the state (the others add to it at a path).
 RESULT_IS_STATE = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich")
@@ -412,10 +412,11 @@ def test_count_failed_role_lists_only_failure_records(template: dict[str, Any]) 
     }
 
 
-def test_invoke_enrich_role_has_no_data_access(template: dict[str, Any]) -> None:
+def test_invoke_enrich_role_may_only_write_results(template: dict[str, Any]) -> None:
     g = grants(template, "FunctionsInvokeEnrichRoleDefaultPolicy")
     assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
-                      "xray:PutTraceSegments"}  # fmt: skip
+                      "xray:PutTraceSegments", "s3:PutObject"}  # fmt: skip
+    assert [_bucket_key(r) for r in g["s3:PutObject"]] == ["/runs/*/results/*"]
 
 
 def test_wildcard_resources_only_where_no_resource_can_be_named(template: dict) -> None:
@@ -536,7 +537,8 @@ def test_alarm_count_and_dashboard(template: dict[str, Any]) -> None:
 def test_outputs(template: dict[str, Any]) -> None:
     assert set(template["Outputs"]) == {
         "StateMachineArn", "RunDataBucketName", "AlarmTopicArn", "DashboardUrl",
-        "ScheduleName", "SnowflakeSecretName"}  # fmt: skip
+        "ScheduleName", "SnowflakeSecretName", "SnowflakeStageRoleArn",
+        "SnowflakeStageUrl"}  # fmt: skip
     # `enrichctl smoke` looks the schedule and the secret up by these names.
     schedule = next(iter(resources(template, "AWS::Scheduler::Schedule")))
     assert template["Outputs"]["ScheduleName"]["Value"] == {"Ref": schedule}

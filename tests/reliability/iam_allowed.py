@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stacks.config import LOCAL_PLACEHOLDER_EXTERNAL_ID, LOCAL_PLACEHOLDER_IAM_USER_ARN
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -109,8 +111,15 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
     ),
     "FunctionsInvokeEnrichRole": (
         "lambda.amazonaws.com",
-        # Only logs and traces: it calls the API over HTTPS and touches no AWS data.
-        _function_basics("InvokeEnrich"),
+        [
+            *_function_basics("InvokeEnrich"),
+            Grant(
+                ("s3:PutObject",),
+                BUCKET + "/runs/*/results/*",
+                "store each 2xx answer before reporting the batch enriched (write-only: "
+                "it never reads run data)",
+            ),
+        ],
     ),
     "FunctionsCountFailedBatchesRole": (
         "lambda.amazonaws.com",
@@ -211,6 +220,33 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
             ),
         ],
     ),
+    "SnowflakeStageRole": (
+        # Snowflake's IAM user (load.snowflakeIamUserArn), only with our external ID.
+        f"{LOCAL_PLACEHOLDER_IAM_USER_ARN} if sts:ExternalId={LOCAL_PLACEHOLDER_EXTERNAL_ID}",
+        [
+            Grant(
+                ("s3:GetObject", "s3:GetObjectVersion"),
+                BUCKET + "/runs/*/results/*",
+                "the storage integration's stage COPYs the stored answers into Snowflake",
+            ),
+            Grant(
+                ("s3:GetObject", "s3:GetObjectVersion"),
+                BUCKET + "/runs/*/failed/*",
+                "the load step reads failure records to mark those IDs FAILED in the state table",
+            ),
+            Grant(
+                ("s3:ListBucket",),
+                BUCKET,
+                "COPY lists @stage/<run_id>/results/ (prefix-limited to results/ and failed/)",
+                condition="s3:prefix",
+            ),
+            Grant(
+                ("s3:GetBucketLocation",),
+                BUCKET,
+                "Snowflake looks up the bucket's region before reading the stage",
+            ),
+        ],
+    ),
     "SchedulerRoleForTarget": (
         "scheduler.amazonaws.com",
         [
@@ -228,8 +264,28 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
     ),
 }
 
+SOURCE = "arn:{AWS::Partition}:s3:::partner-enrichment-results"
+
 #: Grants added only by optional configuration (tested on a template that enables them).
 OPTIONAL: dict[str, list[Grant]] = {
+    "SnowflakeStageRole": [
+        Grant(
+            ("s3:GetObject", "s3:GetObjectVersion"),
+            SOURCE + "/imdb/*",
+            "load.source set: the stage reads the files the API wrote there itself",
+        ),
+        Grant(
+            ("s3:ListBucket",),
+            SOURCE,
+            "load.source set: COPY lists that prefix (condition limits it to imdb/)",
+            condition="s3:prefix",
+        ),
+        Grant(
+            ("s3:GetBucketLocation",),
+            SOURCE,
+            "load.source set: Snowflake looks up that bucket's region",
+        ),
+    ],
     "FunctionsInvokeEnrichRole": [
         Grant(
             ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from enrichctl.local_run.template import REPO_ROOT
-from stacks.config import DEFAULTS, ConfigError, load_config
+from stacks.config import DEFAULTS, ConfigError, load_config, with_local_placeholders
 from tests.reliability.support import (
     api_requests_well_formed,
     batch_urls_well_formed,
@@ -282,6 +282,7 @@ WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "snowflake.retry.backoffRate": (0.5, "2"),
     "snowflake.retry.maxAttempts": (11, 3.5),
     "snowflake.retry.maxDelaySeconds": (1, "300"),
+    "snowflake.incremental.refreshAfterDays": (0, "7"),
     "enrichment.baseUrl": ("http://plain-http.example.com/x", 5),
     "enrichment.apiKeySecretName": ("bad name!", 5),
     "enrichment.apiKeyHeader": ("x api key", 5),
@@ -293,6 +294,17 @@ WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "enrichment.retry.backoffRate": (11, "2"),
     "enrichment.retry.maxAttempts": (-1, "3"),
     "enrichment.retry.maxDelaySeconds": (0, "60"),
+    "load.enabled": ("yes", 1),
+    "load.source": ("https://bucket/prefix/", 5),
+    "load.stage": ("ENRICH STAGE", 5),
+    "load.landingTable": ("a.b.c.d", 5),
+    "load.resultsTable": ("1RESULTS", 5),
+    "load.stateTable": ("STATE-TABLE", 5),
+    "load.recordsPath": ("records[0]", 5),
+    "load.idField": ("imdb.id", 5),
+    "load.snowflakeIamUserArn": ("arn:aws:iam::123:user/x", 5),
+    "load.externalId": ("has space", 5),
+    "load.roleName": ("x" * 65, 5),
     "workflow.timeoutMinutes": (5, "360"),
     "alarms.emails": (["not-an-email"], "oncall@example.com"),
     "alarms.missedRunHours": (1, "26"),
@@ -327,7 +339,7 @@ def config_error(dotted: str, value: Any) -> str:
         node = node[part]
     node[last] = value
     try:
-        load_config({"pipeline": pipeline})
+        load_config(with_local_placeholders({"pipeline": pipeline}))
     except ConfigError as exc:
         return str(exc)
     raise AssertionError(f"pipeline.{dotted}={value!r} was accepted")

@@ -16,6 +16,7 @@ OPTIONAL_CONTEXT = {
     "pipeline.alarms.emails": ["oncall@example.com"],
     "pipeline.alarms.slackWorkspaceId": "T0123ABCD",
     "pipeline.alarms.slackChannelId": "C0123ABCD",
+    "pipeline.load.source": "s3://partner-enrichment-results/imdb/",
 }
 
 
@@ -92,8 +93,18 @@ def trust(template: dict[str, Any]) -> dict[str, set[str]]:
         if res["Type"] == "AWS::IAM::Role":
             for statement in res["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
                 principal = statement["Principal"]
+                trusted = out.setdefault(role_key(lid), set())
+                if set(principal) == {"AWS"}:
+                    # Another account's principal (Snowflake's IAM user): only with an
+                    # external ID, and nothing else may relax it.
+                    condition = statement["Condition"]
+                    assert set(condition) == {"StringEquals"}, (lid, condition)
+                    assert set(condition["StringEquals"]) == {"sts:ExternalId"}, (lid, condition)
+                    external_id = condition["StringEquals"]["sts:ExternalId"]
+                    trusted.add(f"{principal['AWS']} if sts:ExternalId={external_id}")
+                    continue
                 assert set(principal) == {"Service"}, (lid, principal)
-                out.setdefault(role_key(lid), set()).update(as_list(principal["Service"]))
+                trusted.update(as_list(principal["Service"]))
     return out
 
 

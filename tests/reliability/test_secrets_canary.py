@@ -145,6 +145,8 @@ def test_canary_key_pair_and_api_key_never_leak_even_at_debug(
         # An API that echoes the request's key in its error page (seen in the wild).
         rules={rejected: 400},
         error_body=f"<html>bad request; you sent x-api-key: {CANARY_API_KEY}</html>",
+        # ... and in its 2xx answers, which InvokeEnrich stores in runs/<id>/results/.
+        ok_body=f"accepted; you sent x-api-key: {CANARY_API_KEY}",
     )
     boto3.client("secretsmanager").put_secret_value(
         SecretId="imdb-enrichment/api-key", SecretString=CANARY_API_KEY
@@ -172,6 +174,14 @@ def test_canary_key_pair_and_api_key_never_leak_even_at_debug(
                 secrets,
             )
     assert "***" in json.dumps(pipeline.failed_records("canary-keypair"))  # key redacted
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="runs/canary-keypair/results/")
+    stored = [
+        json.loads(s3.get_object(Bucket=pipeline.bucket, Key=o["Key"])["Body"].read())
+        for o in listed.get("Contents", [])
+    ]
+    assert len(stored) == 2  # the two accepted batches of three
+    assert {answer["body"] for answer in stored} == {"accepted; you sent x-api-key: ***"}
     assert scan_bucket(pipeline.bucket, secrets) >= 5
     assert_clean("handler log", lambda_log.read_text(), secrets)
     debug_text = debug_log.read_text()
