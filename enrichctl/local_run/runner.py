@@ -671,13 +671,24 @@ def _stream_handlers() -> Iterator[logging.StreamHandler[Any]]:
                 yield handler
 
 
+def _set_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
+    """`handler.setStream(stream)`, except that a closed old stream is not flushed first."""
+    if getattr(handler.stream, "closed", False):
+        with handler.lock:  # type: ignore[union-attr]
+            handler.stream = stream
+    else:
+        handler.setStream(stream)
+
+
 @contextlib.contextmanager
 def _handler_output_to(stream: Any) -> Iterator[None]:
     """Send handler logs (Powertools Logger) and metrics (printed EMF) to `stream`."""
     stdout = sys.stdout
     for handler in _stream_handlers():
-        if handler.stream in (stdout, sys.__stdout__):
-            handler.setStream(stream)
+        # A closed stream is an earlier stdout that went away (pytest's capture of an
+        # earlier test, whose handlers were put back there): writing to it fails noisily.
+        if handler.stream in (stdout, sys.__stdout__) or getattr(handler.stream, "closed", False):
+            _set_stream(handler, stream)
     quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("moto", "botocore")]
     for logger, _ in quiet:
         logger.setLevel(logging.CRITICAL)  # moto logs every failed state at ERROR
@@ -691,7 +702,7 @@ def _handler_output_to(stream: Any) -> Iterator[None]:
         # they captured `stream` as their stdout, which is about to be closed.
         for handler in _stream_handlers():
             if handler.stream is stream:
-                handler.setStream(stdout)
+                _set_stream(handler, stdout)
         for logger, level in quiet:
             logger.setLevel(level)
 
