@@ -16,6 +16,7 @@ import pytest
 from enrichctl.embedded_snowflake import LOOPBACK_ONLY_ENV, EmbeddedSnowflake
 from enrichctl.local_run.template import REPO_ROOT, load_template
 from stacks.config import load_config  # plain Python: does not start jsii
+from tests.ports import refused_port
 
 # Tests reach 127.0.0.1 only: keep the Snowflake connector from probing cloud metadata.
 os.environ.update(LOOPBACK_ONLY_ENV)
@@ -34,6 +35,13 @@ def pipeline_config():
     # Read cdk.json directly: importing stacks.synth here would start jsii before
     # load_template() silences its Node version banner.
     return load_config(json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {}))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A 127.0.0.1 port that refuses connections, held for the whole test (tests/ports.py)."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")
