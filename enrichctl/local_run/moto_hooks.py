@@ -198,7 +198,6 @@ class ThreadFailure:
     message: str
     where: str
     traceback: str
-    at: float
 
     def describe(self) -> str:
         """`RecursionError: maximum recursion depth exceeded` (message cut at 80 characters)."""
@@ -229,7 +228,6 @@ class _ThreadFailureRecorder:
             traceback="".join(
                 traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
             ),
-            at=time.monotonic(),
         )
         with self._lock:
             self.failures.append(failure)
