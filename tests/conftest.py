@@ -16,6 +16,7 @@ import pytest
 from enrichctl.embedded_snowflake import LOOPBACK_ONLY_ENV, EmbeddedSnowflake
 from enrichctl.local_run.template import REPO_ROOT, load_template
 from stacks.config import load_config, with_local_placeholders  # plain Python: no jsii
+from tests.ports import refused_port
 
 # Tests reach 127.0.0.1 only: keep the Snowflake connector from probing cloud metadata.
 os.environ.update(LOOPBACK_ONLY_ENV)
@@ -35,6 +36,13 @@ def pipeline_config():
     # load_template() silences its Node version banner.
     context = json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {})
     return load_config(with_local_placeholders(context))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A 127.0.0.1 port that refuses connections, held for the whole test (tests/ports.py)."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -174,15 +173,10 @@ def test_remaining_lambda_time_caps_the_request(monkeypatch):
         enrich_batch(batch_for(api), ClientSettings.from_env(), remaining_s=2.6)
 
 
-def test_refused_connection_is_retryable():
-    # A bound socket that does not listen: connecting to it is refused, and no other test
-    # can take the port meanwhile.
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-        [batch] = build_urls(f"http://127.0.0.1:{port}/lamba-tmdb", IDS)
-        with pytest.raises(RetryableEnrichError, match="could not connect"):
-            enrich_batch(batch, ClientSettings.from_env())
+def test_refused_connection_is_retryable(closed_port):
+    [batch] = build_urls(f"http://127.0.0.1:{closed_port}/lamba-tmdb", IDS)
+    with pytest.raises(RetryableEnrichError, match="could not connect"):
+        enrich_batch(batch, ClientSettings.from_env())
 
 
 def test_connection_reset_mid_response_is_retryable():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import tracemalloc
 import uuid
 from dataclasses import dataclass
@@ -199,10 +198,7 @@ def test_second_execution_of_a_run_id_stops_same_execution_proceeds(snow, aws, m
     }
 
 
-def test_server_down_is_unavailable(aws, monkeypatch, snow):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+def test_server_down_is_unavailable(aws, monkeypatch, snow, closed_port):
     monkeypatch.setenv("SNOWFLAKE_LOGIN_TIMEOUT_S", "2")
     put_secret(monkeypatch, snow.secret(port=closed_port, password=PASSWORD_CANARY))
     with pytest.raises(SnowflakeUnavailableError) as caught:

@@ -1,4 +1,4 @@
-"""The two places where moto 5.2.5 is hooked so the deployed state machine runs locally.
+"""The places where moto 5.2.5 is hooked so the deployed state machine runs locally.
 
 1. `moto.awslambda_simple.models.LambdaSimpleBackend.invoke` (used by moto's Step Functions
    interpreter for `arn:aws:states:::lambda:invoke` when `"lambda": {"use_docker": False}`)
@@ -9,6 +9,14 @@
    `time.sleep(interval)` before a retry) is replaced so each backoff wait is recorded, with
    the retrier that produced it, and either skipped or really slept.
    `RetrierDecl._eval_body` is wrapped only to know which retrier/state is waiting.
+3. The Map workers' `_eval_pool` (`IterationWorker`, `DistributedItemProcessorWorker`,
+   `DistributedIteratorWorker`) calls itself once per item the worker takes, so past ~1,000
+   items per worker (e.g. 80,000 rows at MaxConcurrency 1) the thread dies with
+   `RecursionError`, its job is never closed and the execution never ends. It is replaced by
+   the same steps in a loop (`_looping_eval_pool`).
+4. `threading.excepthook` records any exception that kills a thread (moto runs each
+   execution, state machine program and Map worker in its own thread), so the runner can
+   fail the run with that error instead of waiting for an execution that will never end.
 
 `check_hooks()` verifies all of this still holds; the guard test calls it so a moto upgrade
 that moves these hooks fails loudly instead of silently running the wrong thing.
@@ -38,6 +46,34 @@ RETRY_SLEEP_HOOK = "moto.stepfunctions.parser.asl.component.common.retry.retrier
 RETRIER_EVAL_HOOK = (
     "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.RetrierDecl._eval_body"
 )
+_MAP_ITERATION = "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration."
+#: Map workers whose `_eval_pool` recurses once per item: (module, class, how it opens a job's
+#: frame, how it releases a frame, whether the last job's event is the worker's source event).
+MAP_WORKER_POOLS = (
+    (
+        _MAP_ITERATION + "iteration_worker",
+        "IterationWorker",
+        "open_inner_frame",
+        "close_frame",
+        True,
+    ),
+    (
+        _MAP_ITERATION + "itemprocessor.distributed_item_processor_worker",
+        "DistributedItemProcessorWorker",
+        "open_inner_frame",
+        "delete_frame",
+        False,
+    ),
+    (
+        _MAP_ITERATION + "iterator.distributed_iterator_worker",
+        "DistributedIteratorWorker",
+        "open_frame",
+        "delete_frame",
+        False,
+    ),
+)
+#: The recursive call in moto's `_eval_pool` that `_looping_eval_pool` replaces.
+MAP_POOL_RECURSION = "self._eval_pool(job=next_job, worker_frame=worker_frame)"
 ERROR_TYPE_READER = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
     "state_task_service_lambda.StateTaskServiceLambda._from_error"
@@ -78,6 +114,7 @@ def check_hooks() -> None:
     reader = inspect.getsource(state_task_service_lambda.StateTaskServiceLambda._from_error)
     if '"errorType"' not in reader:
         problems.append(f"{ERROR_TYPE_READER} no longer reads errorType from the Lambda payload")
+    problems += _map_pool_drift()
     if problems:
         raise HookDriftError(
             "moto hooks used by `enrichctl local` moved: "
@@ -85,6 +122,121 @@ def check_hooks() -> None:
             + ". Re-prove them (tests/workflow/test_moto_hooks.py) and update "
             "enrichctl/local_run/moto_hooks.py, or pin moto back."
         )
+
+
+def _map_pool_drift() -> list[str]:
+    """What no longer matches the Map worker code `_looping_eval_pool` reproduces."""
+    problems = []
+    for module_name, class_name, open_frame, release_frame, marks_last in MAP_WORKER_POOLS:
+        where = f"{module_name}.{class_name}._eval_pool"
+        try:
+            worker = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            problems.append(f"{where} is gone")
+            continue
+        own = vars(worker).get("_eval_pool")  # defined by this class, not inherited
+        source = inspect.getsource(own) if own is not None else ""
+        expected = [
+            MAP_POOL_RECURSION,
+            f"job_frame = worker_frame.{open_frame}()",
+            f"worker_frame.{release_frame}(job_frame)",
+            f"self._env.{release_frame}(worker_frame)",
+            "self._eval_job(env=job_frame, job=job)",
+            "self._job_pool.close_job(job)",
+            "self._job_pool.next_job()",
+        ]
+        if marks_last:
+            expected.append("last_published_event_id")
+        missing = [line for line in expected if line not in source]
+        if missing:
+            problems.append(f"{where} no longer reads as the loop replacing it assumes: {missing}")
+    return problems
+
+
+def _looping_eval_pool(
+    open_frame: str, release_frame: str, marks_last: bool
+) -> Callable[[Any, Any, Any], None]:
+    """moto's `_eval_pool` with its tail call (one per item) turned into a loop.
+
+    Same steps in the same order: evaluate the job in its own frame, stop on an error or a
+    stop signal, otherwise close the job and take the next one; release the worker's frame
+    when there is nothing left.
+    """
+
+    def _eval_pool(worker: Any, job: Any, worker_frame: Any) -> None:
+        release_worker_frame = getattr(worker._env, release_frame)
+        while job is not None:
+            job_frame = getattr(worker_frame, open_frame)()
+            worker._eval_job(env=job_frame, job=job)
+            getattr(worker_frame, release_frame)(job_frame)
+            if isinstance(job.job_output, Exception) or worker.stopped():
+                release_worker_frame(worker_frame)
+                worker._job_pool.close_job(job)
+                return
+            next_job = worker._job_pool.next_job()
+            if next_job is None:
+                if marks_last:  # the next state's events follow the last iteration's
+                    worker_frame.event_history_context.source_event_id = (
+                        job_frame.event_history_context.last_published_event_id
+                    )
+                release_worker_frame(worker_frame)
+                worker._job_pool.close_job(job)
+                return
+            worker._job_pool.close_job(job)
+            job = next_job
+        release_worker_frame(worker_frame)
+
+    return _eval_pool
+
+
+@dataclass
+class ThreadFailure:
+    """An exception that ended a thread (moto's interpreter threads or ours)."""
+
+    thread: str
+    error_type: str
+    message: str
+    where: str
+    traceback: str
+
+    def describe(self) -> str:
+        """`RecursionError: maximum recursion depth exceeded` (message cut at 80 characters)."""
+        message = self.message if len(self.message) <= 80 else self.message[:77] + "..."
+        return f"{self.error_type}: {message}"
+
+
+class _ThreadFailureRecorder:
+    """Replaces `threading.excepthook` while moto runs: records instead of printing.
+
+    moto's worker threads are daemons whose death nobody joins: a Map worker that dies keeps
+    its job open, and the execution then waits for it forever. The runner polls `failures`.
+    """
+
+    def __init__(self) -> None:
+        self.failures: list[ThreadFailure] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, args: Any) -> None:
+        frames = traceback.extract_tb(args.exc_traceback) if args.exc_traceback else []
+        last = frames[-1] if frames else None
+        where = f"{last.name} at {_short_path(last.filename)}:{last.lineno}" if last else "?"
+        failure = ThreadFailure(
+            thread=getattr(args.thread, "name", "?"),
+            error_type=getattr(args.exc_type, "__name__", str(args.exc_type)),
+            message=str(args.exc_value)[:500],
+            where=where,
+            traceback="".join(
+                traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+            ),
+        )
+        with self._lock:
+            self.failures.append(failure)
+
+
+def _short_path(filename: str) -> str:
+    """`moto/stepfunctions/...py` instead of the whole site-packages path."""
+    marker = "/site-packages/"
+    return filename.split(marker, 1)[1] if marker in filename else filename
 
 
 @dataclass
@@ -345,10 +497,16 @@ def _describe_wait(
 
 @dataclass
 class LocalAws:
-    """What `local_aws()` yields: the Lambda runtime and the recorded retry waits."""
+    """What `local_aws()` yields: the Lambda runtime, retry waits and dead threads."""
 
     runtime: LocalLambdaRuntime
     retry_recorder: _RetryRecorder
+    thread_recorder: _ThreadFailureRecorder = field(default_factory=_ThreadFailureRecorder)
+
+    @property
+    def thread_failures(self) -> list[ThreadFailure]:
+        """Exceptions that ended a thread since `local_aws()` began, in order."""
+        return list(self.thread_recorder.failures)
 
     @property
     def retry_waits(self) -> list[RetryWait]:
@@ -390,6 +548,15 @@ def local_aws(
         return runtime.invoke(function, body, response_headers)
 
     recorder = _RetryRecorder(retry_waits)
+    threads = _ThreadFailureRecorder()
+    map_pools = [
+        mock.patch.object(
+            getattr(importlib.import_module(module_name), class_name),
+            "_eval_pool",
+            _looping_eval_pool(open_frame, release_frame, marks_last),
+        )
+        for module_name, class_name, open_frame, release_frame, marks_last in MAP_WORKER_POOLS
+    ]
     # Every function's keys exist from the start, so the gate only overwrites values.
     env = {**runtime.environment_keys(), "AWS_DEFAULT_REGION": region, "AWS_REGION": region}
     # Map children run in threads, and moto's task code (and our handlers) call
@@ -416,8 +583,12 @@ def local_aws(
             "_eval_body",
             recorder.wrap_eval(retrier_decl.RetrierDecl._eval_body),
         ),
+        mock.patch.object(threading, "excepthook", threads),
+        contextlib.ExitStack() as pools,
     ):
+        for pool in map_pools:
+            pools.enter_context(pool)
         try:
-            yield LocalAws(runtime=runtime, retry_recorder=recorder)
+            yield LocalAws(runtime=runtime, retry_recorder=recorder, thread_recorder=threads)
         finally:
             parameters.clear_caches()

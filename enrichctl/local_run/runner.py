@@ -33,6 +33,7 @@ from enrichctl.local_run.moto_hooks import (
     LocalFunction,
     LocalLambdaRuntime,
     RetryWait,
+    ThreadFailure,
     local_aws,
 )
 
@@ -57,6 +58,9 @@ LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 LOCAL_API_KEY = "local-api-key"
 ROLE_NAME = "local-pipeline-role"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+#: The error of a run stopped because a thread of moto's interpreter (or of ours) died.
+INTERNAL_ERROR = "LocalRunInternalError"
+INTERNAL_ERROR_FILE = "internal-error.txt"
 
 
 class LocalRunError(Exception):
@@ -99,6 +103,8 @@ class RunReport:
     rewrites: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     output: Any = None
+    #: Traceback of the thread failure that stopped the run (error INTERNAL_ERROR), if any.
+    internal_error: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The one-object summary printed by `--json` (exactly SUMMARY_KEYS)."""
@@ -184,6 +190,8 @@ class LocalPipeline:
         self._stack = contextlib.ExitStack()
         #: batch_count of the latest BuildUrls result (the progress bar's total).
         self.batch_count = 0
+        #: execution ARN -> how many thread failures had been recorded when it started.
+        self._failures_before: dict[str, int] = {}
         self.runtime.listeners.append(self._watch_build_result)
 
     def _watch_build_result(self, call: Invocation) -> None:
@@ -306,9 +314,11 @@ class LocalPipeline:
             run_id = execution_input.get("run_id") or name or default_run_id()
             execution_input.setdefault("run_id", run_id)
         name = name or re.sub(r"[^A-Za-z0-9_-]", "-", run_id)[:80]
+        failures_before = len(self.aws.thread_failures) if self.aws else 0
         response = boto3.client("stepfunctions").start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
         )
+        self._failures_before[response["executionArn"]] = failures_before
         return response["executionArn"]
 
     def run(
@@ -344,7 +354,13 @@ class LocalPipeline:
         timeout_s: float = 300.0,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the execution ends; report Map progress as (done, total) batches."""
+        """Poll until the execution ends; report Map progress as (done, total) batches.
+
+        If a thread dies meanwhile (moto's interpreter runs the execution, its program and
+        each Map worker in threads; a dead worker leaves its job open and the execution
+        RUNNING forever), the execution is stopped and reported FAILED with INTERNAL_ERROR
+        and the thread's exception, instead of waiting for the timeout.
+        """
         import boto3
 
         sfn = boto3.client("stepfunctions")
@@ -358,10 +374,40 @@ class LocalPipeline:
                 on_progress(done, max(total, self.batch_count))
             if described["status"] in TERMINAL:
                 return described
+            failure = self._thread_failure_since_start(execution_arn)
+            if failure is not None:
+                return self._stop_for_internal_error(sfn, described, failure)
             if time.monotonic() > deadline:
                 sfn.stop_execution(executionArn=execution_arn, cause="enrichctl local timeout")
                 raise LocalRunError(f"the execution did not finish within {timeout_s:.0f} s")
             time.sleep(0.05)
+
+    def _thread_failure_since_start(self, execution_arn: str) -> ThreadFailure | None:
+        failures = self.aws.thread_failures if self.aws else []
+        before = self._failures_before.get(execution_arn, 0)
+        return failures[before] if len(failures) > before else None
+
+    @staticmethod
+    def _stop_for_internal_error(
+        sfn: Any, described: dict[str, Any], failure: ThreadFailure
+    ) -> dict[str, Any]:
+        # Short enough for the one-line result (200 characters); the rest goes to the file.
+        cause = (
+            f"{failure.describe()} in a thread of moto's interpreter (a fault of the local "
+            f"runner, not of the pipeline); run stopped, traceback in {INTERNAL_ERROR_FILE}"
+        )
+        with contextlib.suppress(Exception):  # moto may be past helping; the report is ours
+            sfn.stop_execution(
+                executionArn=described["executionArn"], error=INTERNAL_ERROR, cause=cause[:256]
+            )
+        return {
+            **described,
+            "status": "FAILED",
+            "error": INTERNAL_ERROR,
+            "cause": cause,
+            "internal_error": f"thread {failure.thread!r} died in {failure.where}\n\n"
+            + failure.traceback,
+        }
 
     @staticmethod
     def _map_progress(sfn: Any, execution_arn: str) -> tuple[int, int]:
@@ -477,6 +523,7 @@ class LocalPipeline:
             rewrites=list(self.local.rewrites),
             history=events,
             output=json.loads(output) if output else None,
+            internal_error=described.get("internal_error"),
         )
 
 
@@ -660,13 +707,24 @@ def _stream_handlers() -> Iterator[logging.StreamHandler[Any]]:
                 yield handler
 
 
+def _set_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
+    """`handler.setStream(stream)`, except that a closed old stream is not flushed first."""
+    if getattr(handler.stream, "closed", False):
+        with handler.lock:  # type: ignore[union-attr]
+            handler.stream = stream
+    else:
+        handler.setStream(stream)
+
+
 @contextlib.contextmanager
 def _handler_output_to(stream: Any) -> Iterator[None]:
     """Send handler logs (Powertools Logger) and metrics (printed EMF) to `stream`."""
     stdout = sys.stdout
     for handler in _stream_handlers():
-        if handler.stream in (stdout, sys.__stdout__):
-            handler.setStream(stream)
+        # A closed stream is an earlier stdout that went away (pytest's capture of an
+        # earlier test, whose handlers were put back there): writing to it fails noisily.
+        if handler.stream in (stdout, sys.__stdout__) or getattr(handler.stream, "closed", False):
+            _set_stream(handler, stream)
     quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("moto", "botocore")]
     for logger, _ in quiet:
         logger.setLevel(logging.CRITICAL)  # moto logs every failed state at ERROR
@@ -680,7 +738,7 @@ def _handler_output_to(stream: Any) -> Iterator[None]:
         # they captured `stream` as their stdout, which is about to be closed.
         for handler in _stream_handlers():
             if handler.stream is stream:
-                handler.setStream(stdout)
+                _set_stream(handler, stdout)
         for logger, level in quiet:
             logger.setLevel(level)
 
@@ -828,6 +886,11 @@ def _write_run_files(report: RunReport, output_dir: Path) -> None:
         json.dumps([row.__dict__ for row in report.states], indent=2) + "\n"
     )
     (output_dir / "history.json").write_text(json.dumps(report.history, indent=1, default=str))
+    internal = output_dir / INTERNAL_ERROR_FILE
+    if report.internal_error:
+        internal.write_text(report.internal_error)
+    else:
+        internal.unlink(missing_ok=True)  # from an earlier run into the same folder
     (output_dir / "retry-waits.json").write_text(
         json.dumps([wait.__dict__ for wait in report.retry_waits], indent=2) + "\n"
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from datetime import UTC, datetime
 
 import boto3
@@ -177,10 +176,10 @@ def test_retry_refuses_when_the_failure_record_is_gone(deployed, seed):
     assert err.count("\n") == 1
 
 
-def test_retry_of_a_run_that_failed_before_enrichment_redrives_it(deployed, snowflake, monkeypatch):
-    with socket.socket() as probe:  # Snowflake down: a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+def test_retry_of_a_run_that_failed_before_enrichment_redrives_it(
+    deployed, snowflake, monkeypatch, closed_port
+):
+    # Snowflake down: its port refuses connections.
     env = deployed(
         snowflake_secret=snowflake.secret(port=closed_port),
         env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "1"},

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,6 @@ import pytest
 from enrich_shared.observability import SERVICE
 from enrichctl.local_api import LocalEnrichApi
 from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A 127.0.0.1 port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

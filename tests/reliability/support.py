@@ -114,12 +114,22 @@ def assert_invariant(book: Ledger, *, whole_run_failed: bool = False) -> None:
         assert book.missing == [], f"valid IDs neither enriched nor listed: {book.missing[:5]}"
 
 
+def malformed_requests(api: Any, base_path: str = "/lamba-tmdb") -> list[Any]:
+    """Requests the local API received that were not `<path>?ids=<IMDB ID>&...` only."""
+    return [
+        request
+        for request in api.requests
+        if request.path != base_path
+        or not request.ids
+        or not all(IMDB_ID.fullmatch(i) for i in request.ids)
+        or request.status == 400
+    ]
+
+
 def api_requests_well_formed(api: Any, base_path: str = "/lamba-tmdb") -> None:
     """Every request the local API received was `<path>?ids=<IMDB ID>&...` and nothing else."""
-    for request in api.requests:
-        assert request.path == base_path, request
-        assert request.ids and all(IMDB_ID.fullmatch(i) for i in request.ids), request
-        assert request.status != 400, request
+    malformed = malformed_requests(api, base_path)
+    assert malformed == [], malformed[:3]
 
 
 def batch_urls_well_formed(pipeline: Any, run_id: str) -> int:

@@ -16,6 +16,7 @@ from stacks.config import DEFAULTS, ConfigError, load_config, with_local_placeho
 from tests.reliability.support import (
     api_requests_well_formed,
     batch_urls_well_formed,
+    malformed_requests,
     record_outcome,
     status_text,
     valid_unique,
@@ -101,7 +102,7 @@ def run_values(make_pipeline, seed, values, run_id, lambda_log) -> dict[str, Any
         "invalid_ids": report.invalid_ids,
         "duplicate_ids": report.duplicate_ids,
         "api_requests": api.request_count,
-        "malformed_api_requests": 0,
+        "malformed_api_requests": len(malformed_requests(api)),
     }
 
 
@@ -154,11 +155,17 @@ def test_a_numeric_id_column_is_rejected_and_counted(make_pipeline, seed, update
     record_outcome(
         "ids-numeric-column",
         {
-            "rows": [{"input": "5 rows, IMDB_VALUE = 1234567 (NUMBER)", "outcome": "rejected"}],
+            "rows": [
+                {
+                    "input": "5 rows, IMDB_VALUE = 1234567 (NUMBER)",
+                    "outcome": f"rejected: {report.invalid_ids} counted in invalid_ids, "
+                    f"{report.ids} kept",
+                }
+            ],
             "status": status_text(report),
             "invalid_ids": report.invalid_ids,
             "api_requests": api.request_count,
-            "malformed_api_requests": 0,
+            "malformed_api_requests": len(malformed_requests(api)),
         },
         update_outcomes,
     )
@@ -183,24 +190,32 @@ def test_empty_and_only_invalid_results_succeed_quietly_with_counts(
     emf = [json.loads(line) for line in lambda_log.read_text().splitlines() if "_aws" in line]
     published = [m["InvalidIds"] for m in emf if "InvalidIds" in m]
     last = published[-1]
-    assert (sum(last) if isinstance(last, list) else last) == len(values)
+    invalid_metric = sum(last) if isinstance(last, list) else last
+    assert invalid_metric == len(values)
+    requests = f"{api.request_count} requests" if api.request_count else "no request"
     record_outcome(
         case_id,
         {
             "rows": [
                 {
                     "input": f"{len(values)} rows" + (" (all invalid)" if values else ""),
-                    "outcome": "SUCCEEDED at NothingToEnrich, no request; InvalidIds "
-                    f"metric {len(values)}",
+                    "outcome": f"{report.status} at {last_state(report)}, {requests}; "
+                    f"InvalidIds metric {invalid_metric:g}",
                 }
             ],
             "status": status_text(report),
             "invalid_ids": report.invalid_ids,
             "api_requests": api.request_count,
-            "malformed_api_requests": 0,
+            "malformed_api_requests": len(malformed_requests(api)),
         },
         update_outcomes,
     )
+
+
+def last_state(report: Any) -> str:
+    """The name of the last state the execution entered (from its history)."""
+    entered = [e for e in report.history if e["type"].endswith("StateEntered")]
+    return entered[-1]["stateEnteredEventDetails"]["name"] if entered else "?"
 
 
 MANUAL_INPUTS: list[tuple[str, dict[str, Any], str | None]] = [
@@ -244,7 +259,7 @@ def test_manual_run_input_is_validated_before_any_query(make_pipeline, seed, upd
         report = pipeline.run(run_input, name=f"b-manual-{n}")
         if field is None:
             assert report.status == "SUCCEEDED" and report.ids == 10, (label, report.cause)
-            outcome = "SUCCEEDED: 10 rows queried (LIMIT bound as a parameter)"
+            outcome = f"{report.status}: {report.ids} rows queried (LIMIT bound as a parameter)"
         else:
             assert report.status == "FAILED", label
             assert report.error == "InvalidInputError", (label, report.error, report.cause)
@@ -256,7 +271,11 @@ def test_manual_run_input_is_validated_before_any_query(make_pipeline, seed, upd
     api_requests_well_formed(api)
     record_outcome(
         "manual-input",
-        {"rows": rows, "api_requests": api.request_count, "malformed_api_requests": 0},
+        {
+            "rows": rows,
+            "api_requests": api.request_count,
+            "malformed_api_requests": len(malformed_requests(api)),
+        },
         update_outcomes,
     )
 
@@ -345,20 +364,43 @@ def config_error(dotted: str, value: Any) -> str:
     raise AssertionError(f"pipeline.{dotted}={value!r} was accepted")
 
 
+def names(message: str, part: str, key: str, value: Any) -> bool:
+    """Whether a ConfigError message names the key, the wrong value, or a fix."""
+    if part == "key":
+        return f"pipeline.{key}" in message
+    if part == "fix":
+        return "fix:" in message
+    candidates = [value, *value] if isinstance(value, list) else [value]
+    return any(repr(v) in message or str(v) in message for v in candidates)
+
+
+def spoken(parts: list[str]) -> str:
+    """["key", "value", "fix"] -> 'the key, the value and the fix'."""
+    words = [f"the {part}" for part in parts]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
 def test_every_configuration_key_refuses_a_wrong_type_and_a_wrong_value(update_outcomes):
     keys = leaf_keys(DEFAULTS)
     assert sorted(keys) == sorted(WRONG_CONFIG), "add the new key's wrong values to WRONG_CONFIG"
     rows = []
     for key in keys:
         wrong_value, wrong_type = WRONG_CONFIG[key]
+        named_in_both = None
         for value in (wrong_value, wrong_type):
             message = config_error(key, value)
             assert f"pipeline.{key}" in message, (key, value, message)
             assert "fix:" in message and "Traceback" not in message, message
+            named = [part for part in ("key", "value", "fix") if names(message, part, key, value)]
+            named_in_both = (
+                named
+                if named_in_both is None
+                else [part for part in named_in_both if part in named]
+            )
         rows.append(
             {
                 "input": f"{key} = {shown(wrong_value)} / {shown(wrong_type)}",
-                "outcome": "ConfigError naming the key, the value and the fix (both)",
+                "outcome": f"ConfigError naming {spoken(named_in_both or [])} (both)",
             }
         )
     for key, value, named in (

@@ -51,8 +51,13 @@ def observe(
     whole_run_failed: bool = False,
     invariant: str | None = None,
     note: str = "",
+    timing_dependent_counts: bool = False,
 ) -> dict[str, Any]:
-    """Check the invariant and the API's view, record the row, return it."""
+    """Check the invariant and the API's view, record the row, return it.
+
+    `timing_dependent_counts`: leave out the InvokeEnrich and API request counts (e.g. a run
+    cut off by a timeout: how many batches were in flight depends on the machine's speed).
+    """
     book = ledger(pipeline, report, valid)
     if invariant is None:
         assert_invariant(book, whole_run_failed=whole_run_failed)
@@ -75,6 +80,8 @@ def observe(
         "invariant": invariant,
         "note": note,
     }
+    if timing_dependent_counts:
+        del row["invoke_enrich_calls"], row["api_requests"]
     record_outcome(case_id, row, update)
     return row
 
@@ -321,7 +328,8 @@ def test_s3_refusing_the_failure_record(make_pipeline, seed, update_outcomes):
         "ResultWriter FAILED_*.json, not in failed/",
     )
     assert len(book.missing) == 70 and not book.duplicates
-    assert row["status"]
+    # moto's Map ignores the failed child (see the note), so nothing fails the run locally.
+    assert report.status == "SUCCEEDED" and row["failed_batches_metric"] == 0
 
 
 # --------------------------------------------------------------------------- time budgets
@@ -406,13 +414,17 @@ def test_run_exceeding_the_state_machine_timeout(
     )
 
     report = pipeline.run({"run_id": "f-timeout"})
-    # Let the in-flight batches finish before moto and the API go away.
+    # Let the batches in flight (if the Map started before the timeout: that depends on the
+    # machine's speed) finish before moto and the API go away.
     enrich = pipeline.functions["invoke_enrich"].name
-    assert wait_until(lambda: len(pipeline.runtime.invocations_of(enrich)) >= 3, timeout_s=30)
+    map_started = any(e["type"] == "MapRunStarted" for e in report.history)
+    in_flight = report.batches if map_started else 0
+    wait_until(lambda: len(pipeline.runtime.invocations_of(enrich)) >= in_flight, timeout_s=30)
 
     assert report.status == "TIMED_OUT"
     assert any("TimeoutSeconds" in r for r in report.rewrites)
     book = ledger(pipeline, report, values)
+    assert book.strangers == [] and book.duplicates == []
     # The run ID stays claimed by the timed-out execution: a manual start that reuses it
     # is skipped as already_ran (and would count as a success). The ExecutionsTimedOut
     # alarm text must therefore ask for a NEW run_id (it used to say "the same run_id").
@@ -429,10 +441,11 @@ def test_run_exceeding_the_state_machine_timeout(
         report,
         values,
         update_outcomes,
-        invariant="not per batch: " + book.summary() + "; batches in flight at the timeout "
-        "may reach the API unrecorded, so the night is repeated with a new run_id",
+        invariant="not per batch: batches in flight at the timeout may reach the API "
+        "unrecorded (neither enriched nor listed), so the night is repeated with a new run_id",
         note="a rerun reusing the run_id is skipped as already_ran: the alarm text asks "
         "for a new run_id (or a redrive, which keeps the claim)",
+        timing_dependent_counts=True,
     )
 
 
@@ -460,11 +473,12 @@ def test_duplicate_start_for_the_same_scheduled_time_enriches_once(
     assert claims == Counter({"claimed": 1, "already_ran": 1})
     served = Counter(i for r in api.requests if r.status == 200 for i in r.ids)
     assert served == Counter(values)  # every ID once across both executions
+    # One report over both executions: every invocation and every retry wait they caused.
     report = pipeline._report(
         pipeline.wait(first.execution_arn),
         0.0,
         invocations=pipeline.runtime.invocations,
-        waits=[],
+        waits=pipeline.aws.retry_waits if pipeline.aws else [],
         requests=None,
     )
     observe(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -103,3 +104,32 @@ def test_python_dash_m_enrichctl_is_the_same_cli():
     )
     assert result.returncode == 0
     assert "--api-fail-rate" in result.stdout and "--retry-waits" in result.stdout
+
+
+def test_a_dead_interpreter_thread_fails_the_run_instead_of_hanging(capsys, tmp_path, monkeypatch):
+    # A corner no real component reaches: moto's Map worker raising. Its thread dies with
+    # the batch's job still open, so the execution would stay RUNNING for ever; the run must
+    # end FAILED at once, say what died, keep the traceback and exit 1.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (  # noqa: E501
+        distributed_item_processor_worker as worker,
+    )
+
+    def broken_eval_job(self, env, job):
+        raise RuntimeError("injected fault in moto's Map worker")
+
+    monkeypatch.setattr(worker.DistributedItemProcessorWorker, "_eval_job", broken_eval_job)
+    started = time.monotonic()
+    code = main(["local", "--rows", "150", "--output-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+
+    assert code == 1 and "unexpected" not in err, err
+    assert time.monotonic() - started < 120  # not the run's 600 s timeout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "FAILED" and summary["batches"] == 3
+    last_line = " ".join(out.split())  # rich wraps long lines
+    assert "FAILED run" in last_line and "LocalRunInternalError" in last_line
+    assert "RuntimeError: injected fault in moto's Map worker" in last_line
+    assert "not of the pipeline" in last_line and "internal-error.txt" in last_line
+    traceback_text = (tmp_path / "internal-error.txt").read_text()
+    assert "Traceback" in traceback_text and "broken_eval_job" in traceback_text
+    assert "Traceback" not in out + err  # the terminal gets one line, the file the rest

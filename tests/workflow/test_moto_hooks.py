@@ -14,6 +14,8 @@ import hashlib
 import inspect
 import json
 import os
+import subprocess
+import sys
 import time
 from importlib import metadata
 
@@ -28,7 +30,7 @@ from enrichctl.local_run.moto_hooks import (
     check_hooks,
     local_aws,
 )
-from enrichctl.local_run.template import CACHE_DIR
+from enrichctl.local_run.template import CACHE_DIR, REPO_ROOT
 
 JSII_ENV = {
     "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
@@ -53,6 +55,20 @@ def test_the_guard_fails_loudly_when_a_hook_moves(monkeypatch):
     assert "moto is 9.9.9" in message and "5.2.5" in message
     assert "retrier_decl.time is no longer the time module" in message
     assert "tests/workflow/test_moto_hooks.py" in message  # says what to do next
+
+
+def test_the_guard_fails_when_a_map_worker_loop_changes(monkeypatch):
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (  # noqa: E501
+        distributed_item_processor_worker as worker,
+    )
+
+    def _eval_pool(self, job, worker_frame):  # what a moto upgrade might turn it into
+        while job is not None:
+            job = self._job_pool.next_job()
+
+    monkeypatch.setattr(worker.DistributedItemProcessorWorker, "_eval_pool", _eval_pool)
+    with pytest.raises(HookDriftError, match=r"DistributedItemProcessorWorker\._eval_pool no"):
+        check_hooks()
 
 
 class FlakyError(Exception):
@@ -277,3 +293,30 @@ def test_synthesized_machine_runs_real_handlers_with_retry_catch_and_failure_rec
         (1.0, "RetryableEnrichError"),
         (2.0, "RetryableEnrichError"),
     ]
+
+
+#: Items one Map worker takes in the long-map test: moto's own worker died past ~1,000.
+LONG_MAP_ITEMS = 1_200
+
+
+def test_a_map_worker_takes_more_than_1000_items(tiny_template, tmp_path):
+    # `enrichctl local --rows 80000 --max-concurrency 1` (1,143 batches, one worker) died in
+    # moto's Map worker with RecursionError and never ended. A child process runs it, so a
+    # hang costs this test its timeout, never the suite.
+    template = tmp_path / "tiny.json"
+    template.write_text(json.dumps(tiny_template))
+    command = [sys.executable, "-m", "tests.workflow.long_map", str(template), str(LONG_MAP_ITEMS)]
+    try:
+        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-1500:]
+        pytest.fail(f"{LONG_MAP_ITEMS} items through one Map worker did not end in 240 s: {tail!r}")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "status": "SUCCEEDED",
+        "error": None,
+        "lambda_calls": 1,
+        "succeeded_items": LONG_MAP_ITEMS,
+        "thread_failures": [],
+    }

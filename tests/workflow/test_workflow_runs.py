@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -166,11 +165,8 @@ def test_400_is_rejected_without_retry(make_pipeline, seed):
 
 
 def test_snowflake_unreachable_is_retried_as_configured_then_fails(
-    make_pipeline, snowflake, pipeline_config
+    make_pipeline, snowflake, pipeline_config, closed_port
 ):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
     # A short login timeout keeps the test fast; the retry policy is the synthesized one.
     pipeline, api = make_pipeline(
         snowflake_secret=snowflake.secret(port=closed_port),
