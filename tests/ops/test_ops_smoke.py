@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,15 +321,13 @@ def test_on_a_terminal_the_dry_run_shows_a_spinner_with_its_name_and_elapsed_tim
     assert f"dry run: {name} SUCCEEDED" in shown
 
 
-def test_a_failed_dry_run_fails_with_where_to_look(smoked, snowflake):
-    with socket.socket() as down:  # Snowflake down: bound, never listening, refuses connections
-        down.bind(("127.0.0.1", 0))
-        stack = smoked(
-            snowflake_secret=snowflake.secret(port=down.getsockname()[1]),
-            env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "1"},
-        )
+def test_a_failed_dry_run_fails_with_where_to_look(smoked, snowflake, closed_port):
+    stack = smoked(  # Snowflake down: its port refuses connections
+        snowflake_secret=snowflake.secret(port=closed_port),
+        env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "1"},
+    )
 
-        code, out, err = stack.env.enrichctl("smoke")
+    code, out, err = stack.env.enrichctl("smoke")
 
     assert (code, err) == (1, "")
     line = lines(out)["dry run"]
