@@ -5,6 +5,7 @@ Layout (contract with the state machine and `enrichctl`):
     runs/<run_id>/ids.json            clean, de-duplicated IDs (JSON array)
     runs/<run_id>/batches.json        [{"batch_id", "url", "ids"}, ...]
     runs/<run_id>/failed/<batch>.json one file per batch that failed for good
+    runs/<run_id>/results/<batch>.json the API's answer to one batch (LoadResults reads it)
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ def claim_key(run_id: str) -> str:
 def failed_prefix(run_id: str) -> str:
     """Prefix of a run's failure record (one object per failed batch)."""
     return f"{run_prefix(run_id)}failed/"
+
+
+def results_prefix(run_id: str) -> str:
+    """Prefix of a run's stored answers (one object per batch the API accepted)."""
+    return f"{run_prefix(run_id)}results/"
+
+
+def result_key(run_id: str, batch_id: str) -> str:
+    """Key of one batch's stored answer."""
+    return f"{results_prefix(run_id)}{batch_id}.json"
 
 
 def s3_client() -> Any:
