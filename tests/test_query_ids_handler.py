@@ -151,6 +151,7 @@ def test_dirty_rows_are_cleaned_and_stored(snow, aws, monkeypatch):
         # NULL, '', blank, upper-case TT, hostile `&ids=x`, forged newline
         "invalid_count": 6,
         "duplicate_count": 2,  # tt0111161 again, tt0068646 after its padded twin
+        "skipped_fresh_ids": 0,
     }
     assert stored_ids(result["ids_key"]) == EXPECTED_IDS
 
@@ -196,6 +197,7 @@ def test_second_execution_of_a_run_id_stops_same_execution_proceeds(snow, aws, m
         "ids_count": 0,
         "invalid_count": 0,
         "duplicate_count": 0,
+        "skipped_fresh_ids": 0,
     }
 
 
