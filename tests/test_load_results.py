@@ -334,3 +334,60 @@ def test_a_missing_table_is_a_query_error(night):
     night.settings = replace(night.settings, state_table="EIDR.PUBLIC.NO_SUCH_STATE")
     with pytest.raises(QueryError, match="merging state"):
         night.load()
+
+
+@pytest.fixture
+def source(night, tmp_path_factory):
+    """A second stage over the API's own output folder (`load.source`)."""
+    folder = tmp_path_factory.mktemp("api-output")
+    stage = night.settings.stage + "_SRC"
+    night.snowflake.execute(f"CREATE STAGE {stage} URL='file://{folder}/'")
+    night.settings = replace(night.settings, source_stage=stage)
+    return folder
+
+
+def test_records_written_by_the_api_itself_are_merged_once(night, source):
+    # The API answered with a status only and wrote the records to its own location:
+    # one file with a records array, one NDJSON file with a record per line.
+    night.answer(RUN, "b0001", ["tt0000001", "tt0000002", "tt0000003"], {"accepted": 3})
+    night.failure(RUN, "b0002", ["tt0000004"], "RejectedEnrichError", "HTTP 400")
+    (source / "out-1.json").write_text(json.dumps(records("tt0000001", "tt0000002")))
+    (source / "out-2.json").write_text(json.dumps({"imdb_id": "tt0000003", "title": "C"}) + "\n")
+
+    first = night.load()
+
+    assert (first.files_loaded, first.results_merged, first.ids_ok, first.ids_failed) == (
+        4,
+        3,
+        3,
+        1,
+    )
+    results = night.results()
+    assert results["tt0000003"][:3] == ({"imdb_id": "tt0000003", "title": "C"}, RUN, None)
+    assert results["tt0000001"][0] == {"imdb_id": "tt0000001", "title": "Title of tt0000001"}
+    # The status-only answers are not results; the state is kept from them.
+    assert {k: v[0] for k, v in night.state().items()} == {
+        "tt0000001": "OK",
+        "tt0000002": "OK",
+        "tt0000003": "OK",
+        "tt0000004": "FAILED",
+    }
+    before = (night.results(), night.state())
+
+    again = night.load()
+    assert (again.files_loaded, again.results_merged, again.state_merged) == (0, 0, 0)
+    assert (night.results(), night.state()) == before
+
+    # The next night's new file is picked up alone; an unchanged record is not rewritten.
+    (source / "out-3.json").write_text(
+        json.dumps({"records": [{"imdb_id": "tt0000001", "title": "A, renamed"}]})
+        + "\n"
+        + json.dumps(records("tt0000002"))
+    )
+    later = night.load("next-night")
+    assert (later.files_loaded, later.results_merged) == (1, 1)
+    assert night.results()["tt0000001"][:2] == (
+        {"imdb_id": "tt0000001", "title": "A, renamed"},
+        "next-night",
+    )
+    assert night.results()["tt0000002"][1] == RUN

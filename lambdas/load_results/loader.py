@@ -166,6 +166,48 @@ WHEN NOT MATCHED THEN INSERT (IMDB_ID, LAST_STATUS, LAST_RUN_ID, LAST_ATTEMPT_AT
             IFF(S.STATUS = 'OK', S.ATTEMPT_AT, NULL), S.LAST_ERROR, 1)"""  # noqa: S608
 
 
+#: A landing row written by the pipeline (a stored answer or a failure record), as opposed
+#: to a document of `load.source`, which the API wrote itself.
+ENVELOPE = 'L.V:"run_id" IS NOT NULL AND L.V:"batch_id" IS NOT NULL AND IS_ARRAY(L.V:"ids")'
+
+
+def source_merge(settings: LoadSettings) -> str:
+    """MERGE the records of `load.source` documents waiting in the landing table; binds
+    (run_id). (Binds stay in the USING query: fakesnow miscounts them in the actions.)
+
+    A document's records are the array at `recordsPath`, or the document itself when it
+    has none (one record per line or per element of a top-level array). Their files carry
+    no run or time, so a record replaces the stored one only when it differs; the rows are
+    then deleted from the landing table (`source_cleanup`): the API's files stay in S3 and
+    COPY's load metadata keeps them from loading twice.
+    """
+    path = json_path(settings.records_path, "LOAD_RECORDS_PATH")
+    id_field = json_path(settings.id_field, "LOAD_ID_FIELD")
+    landing = settings.landing_table
+    return f"""MERGE INTO {settings.results_table} AS T USING (
+    SELECT IMDB_ID, RECORD, CAST(? AS VARCHAR) AS RUN_ID FROM (
+        SELECT R.VALUE:{id_field}::VARCHAR AS IMDB_ID, R.VALUE AS RECORD
+        FROM {landing} AS L, LATERAL FLATTEN(INPUT => L.V:{path}) AS R
+        WHERE NOT ({ENVELOPE}) AND IS_ARRAY(L.V:{path})
+        UNION ALL
+        SELECT L.V:{id_field}::VARCHAR, L.V FROM {landing} AS L
+        WHERE NOT ({ENVELOPE}) AND NOT COALESCE(IS_ARRAY(L.V:{path}), FALSE)
+    ) AS S0
+    WHERE IMDB_ID IS NOT NULL
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY IMDB_ID ORDER BY TO_VARCHAR(RECORD) DESC) = 1
+) AS S ON T.IMDB_ID = S.IMDB_ID
+WHEN MATCHED AND TO_VARCHAR(T.RECORD) IS DISTINCT FROM TO_VARCHAR(S.RECORD) THEN UPDATE SET
+    RECORD = S.RECORD, RUN_ID = S.RUN_ID, BATCH_ID = NULL, FETCHED_AT = SYSDATE(),
+    LOADED_AT = SYSDATE()
+WHEN NOT MATCHED THEN INSERT (IMDB_ID, RECORD, RUN_ID, BATCH_ID, FETCHED_AT, LOADED_AT)
+    VALUES (S.IMDB_ID, S.RECORD, S.RUN_ID, NULL, SYSDATE(), SYSDATE())"""  # noqa: S608
+
+
+def source_cleanup(settings: LoadSettings) -> str:
+    """DELETE the merged `load.source` documents from the landing table (see `source_merge`)."""
+    return f"DELETE FROM {settings.landing_table} AS L WHERE NOT ({ENVELOPE})"  # noqa: S608
+
+
 def run_counts(settings: LoadSettings) -> str:
     """The run's IDs per status in the state table; binds (run_id)."""
     return (
@@ -197,7 +239,8 @@ def load_run(
     creds: SnowflakeCredentials,
     connector: Callable[..., Any] = snowflake.connector.connect,
 ) -> LoadResult:
-    """Load one run: COPY answers and failure records, MERGE results, MERGE state."""
+    """Load one run: COPY answers and failure records (and `load.source`'s new files),
+    MERGE results, MERGE state, and read the run's counts back."""
     run_id = request.run_id
     conn = connect(creds, settings, connector)
     try:
@@ -210,9 +253,14 @@ def load_run(
         for stage, path in sources:
             sql = copy_statement(settings.landing_table, stage, path)
             files += _files_loaded(execute(cursor, sql, None, f"copying @{stage}/{path}"))
-        results = _merged(
-            execute(cursor, results_merge(settings), (run_id, run_id), "merging results")
-        )
+        if settings.source_stage:
+            # The API wrote the records; its answers to us are status only (state below).
+            merge, what = source_merge(settings), "merging the source's records"
+            results = _merged(execute(cursor, merge, (run_id,), what))
+            execute(cursor, source_cleanup(settings), None, "clearing merged source rows")
+        else:
+            merge, what = results_merge(settings), "merging results"
+            results = _merged(execute(cursor, merge, (run_id, run_id), what))
         state = _merged(execute(cursor, state_merge(settings), (run_id, run_id), "merging state"))
         ok, failed = execute(cursor, run_counts(settings), (run_id,), "counting").fetchone()
     finally:
