@@ -63,9 +63,9 @@ class Night:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc))
 
-    def load(self, run_id: str = RUN):
+    def load(self, run_id: str = RUN, started_at: str | None = None):
         """Invoke the load for `run_id`."""
-        return load_run(LoadRequest(run_id), self.settings, self.creds)
+        return load_run(LoadRequest(run_id, started_at), self.settings, self.creds)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of `sql` with {results}/{state}/{landing} filled in."""
@@ -206,7 +206,7 @@ def test_records_path_and_id_field_are_configurable(night):
 def test_a_later_run_updates_and_counts_attempts_once_per_run(night):
     night.answer(RUN, "b0001", ["tt0000001"], records("tt0000001"))
     night.failure(RUN, "b0002", ["tt0000002"], "RetryableEnrichError", "HTTP 503")
-    night.load()
+    night.load(started_at="2026-12-01T02:00:00Z")
     retry = "retry-of-first-night"
     night.answer(
         retry, "b0001", ["tt0000002"], records("tt0000002"), fetched_at="2026-12-01T05:00:00Z"
@@ -224,6 +224,34 @@ def test_a_later_run_updates_and_counts_attempts_once_per_run(night):
     assert night.results()["tt0000002"][1:4] == (retry, "b0001", "2026-12-01 05:00:00")
     # The first run's result for tt0000001 stays: the failed retry stored no answer.
     assert night.results()["tt0000001"][1] == RUN
+
+
+def test_redriving_an_older_runs_load_does_not_roll_the_state_back(night):
+    night.answer(RUN, "b0001", ["tt0000001"], records("tt0000001"))
+    night.failure(RUN, "b0002", ["tt0000002"], "RetryableEnrichError", "HTTP 503")
+    night.load(started_at="2026-12-01T02:00:00Z")
+    later = "scheduled-2026-12-02T02:00:00Z"
+    night.failure(later, "b0001", ["tt0000001"], "RetryableEnrichError", "HTTP 502")
+    night.answer(
+        later, "b0002", ["tt0000002"], records("tt0000002"), fetched_at="2026-12-02T02:01Z"
+    )
+    night.load(later, started_at="2026-12-02T02:00:00Z")
+    state = night.state()
+    assert state["tt0000001"][:3] == ("FAILED", later, 2)
+    assert state["tt0000001"][5] == "2026-12-02 02:00:00"  # the run's start: its attempt
+    results = night.results()
+
+    # The first night's load again (a redrive after the second night): nothing changes.
+    again = night.load(started_at="2026-12-01T02:00:00Z")
+
+    assert (again.files_loaded, again.results_merged, again.state_merged) == (0, 0, 0)
+    assert (night.state(), night.results()) == (state, results)
+
+
+def test_started_at_must_be_a_time():
+    assert LoadRequest.from_event({"run_id": "r", "started_at": "2026-12-01T02:00:00.123Z"})
+    with pytest.raises(InvalidInputError, match="started_at"):
+        LoadRequest.from_event({"run_id": "r", "started_at": "yesterday"})
 
 
 def test_a_batch_answered_twice_keeps_the_latest_answer(night):

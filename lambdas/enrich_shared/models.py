@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from enrich_shared.errors import InvalidInputError
@@ -201,6 +202,9 @@ class LoadRequest:
     """
 
     run_id: str
+    #: When the run started (ISO-8601, the execution's `$$.Execution.StartTime`): the time
+    #: of its failed attempts, which carry no time of their own. None: the load's time.
+    started_at: str | None = None
 
     @classmethod
     def from_event(cls, event: Any) -> LoadRequest:
@@ -208,7 +212,16 @@ class LoadRequest:
         event = _as_dict(event, "step event")
         if "run_id" not in event:
             raise InvalidInputError("LoadResults event is missing the field 'run_id'")
-        return cls(run_id=validate_run_id(event["run_id"]))
+        started_at = event.get("started_at")
+        if started_at is not None:
+            try:
+                datetime.fromisoformat(started_at)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    f"started_at={started_at!r} must be an ISO-8601 time such as "
+                    "'2026-12-01T02:00:00Z'"
+                ) from None
+        return cls(run_id=validate_run_id(event["run_id"]), started_at=started_at)
 
 
 @dataclass(frozen=True)

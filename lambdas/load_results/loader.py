@@ -129,12 +129,14 @@ WHEN NOT MATCHED THEN INSERT (IMDB_ID, RECORD, RUN_ID, BATCH_ID, FETCHED_AT, LOA
 
 
 def state_merge(settings: LoadSettings) -> str:
-    """MERGE the run's outcome per ID into the state table; binds (run_id, run_id).
+    """MERGE the run's outcome per ID into the state table; binds (run_id, started_at, run_id).
 
-    OK for every ID of a stored answer, FAILED (with the error) for every ID of a failure
-    record; OK wins if a batch has both (an answer was stored, so the ID is enriched).
-    ATTEMPTS grows once per run: a row already recorded for this run with the same
-    status is left alone, so a rerun changes nothing.
+    OK for every ID of a stored answer (attempted at its `fetched_at`), FAILED (with the
+    error) for every ID of a failure record (attempted at the run's `started_at`, else now);
+    OK wins if a batch has both (an answer was stored, so the ID is enriched). ATTEMPTS
+    grows once per run: a row already recorded for this run with the same status is left
+    alone, so a rerun changes nothing; a row a later attempt wrote is left alone too, so
+    redriving an older run's load cannot roll the state back.
     """
     landing = settings.landing_table
     return f"""MERGE INTO {settings.state_table} AS T USING (
@@ -145,7 +147,8 @@ def state_merge(settings: LoadSettings) -> str:
         FROM {landing} AS L, LATERAL FLATTEN(INPUT => L.V:"ids") AS I
         WHERE L.V:"run_id"::VARCHAR = ? AND L.V:"status" IS NOT NULL
         UNION ALL
-        SELECT I.VALUE::VARCHAR, 'FAILED', L.V:"run_id"::VARCHAR, SYSDATE(),
+        SELECT I.VALUE::VARCHAR, 'FAILED', L.V:"run_id"::VARCHAR,
+               COALESCE(TO_TIMESTAMP_NTZ(CAST(? AS VARCHAR)), SYSDATE()),
                LEFT(COALESCE(L.V:"error":"Error"::VARCHAR, 'error') || ': '
                     || COALESCE(L.V:"error":"Cause"::VARCHAR, ''), 2000), 2
         FROM {landing} AS L, LATERAL FLATTEN(INPUT => L.V:"ids") AS I
@@ -153,8 +156,10 @@ def state_merge(settings: LoadSettings) -> str:
     ) AS S0
     QUALIFY ROW_NUMBER() OVER (PARTITION BY IMDB_ID ORDER BY PRIORITY, ATTEMPT_AT DESC) = 1
 ) AS S ON T.IMDB_ID = S.IMDB_ID
-WHEN MATCHED AND (T.LAST_RUN_ID IS DISTINCT FROM S.RUN_ID
-                  OR T.LAST_STATUS IS DISTINCT FROM S.STATUS) THEN UPDATE SET
+WHEN MATCHED AND ((T.LAST_RUN_ID IS DISTINCT FROM S.RUN_ID
+                   AND (T.LAST_ATTEMPT_AT IS NULL OR S.ATTEMPT_AT >= T.LAST_ATTEMPT_AT))
+                  OR (T.LAST_RUN_ID = S.RUN_ID AND T.LAST_STATUS IS DISTINCT FROM S.STATUS))
+THEN UPDATE SET
     ATTEMPTS = COALESCE(T.ATTEMPTS, 0)
                + IFF(T.LAST_RUN_ID IS DISTINCT FROM S.RUN_ID, 1, 0),
     LAST_STATUS = S.STATUS, LAST_RUN_ID = S.RUN_ID, LAST_ATTEMPT_AT = S.ATTEMPT_AT,
@@ -261,7 +266,8 @@ def load_run(
         else:
             merge, what = results_merge(settings), "merging results"
             results = _merged(execute(cursor, merge, (run_id, run_id), what))
-        state = _merged(execute(cursor, state_merge(settings), (run_id, run_id), "merging state"))
+        binds = (run_id, request.started_at, run_id)
+        state = _merged(execute(cursor, state_merge(settings), binds, "merging state"))
         ok, failed = execute(cursor, run_counts(settings), (run_id,), "counting").fetchone()
     finally:
         close_quietly(conn)
