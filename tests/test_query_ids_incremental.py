@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from enrich_shared.errors import ConfigurationError
+from enrich_shared.errors import ConfigurationError, QueryError
 from enrich_shared.load_sql import create_tables
 from enrich_shared.models import LoadRequest
 from enrich_shared.snowflake_conn import SnowflakeCredentials
@@ -142,6 +142,14 @@ def test_limit_applies_to_the_stale_ids(loop):
     values, skipped = pull(query, creds, limit=2)
     assert skipped == 5
     assert len(values) == 2 and set(values) <= set(IDS[5:])
+
+
+def test_a_missing_state_table_says_how_to_create_it(loop):
+    _snowflake, _folder, _load, query, creds = loop
+    missing = replace(query, state_table="EIDR.PUBLIC.NO_SUCH_STATE")
+    with pytest.raises(QueryError, match=r"NO_SUCH_STATE.*snowflake-setup.*full"):
+        pull(missing, creds)
+    assert len(pull(missing, creds, full=True)[0]) == len(IDS) + 4  # full needs no state
 
 
 @pytest.mark.parametrize(

@@ -170,7 +170,18 @@ def iter_column(
     sql, params = build_query(settings, limit, full)
     conn = connect(creds, settings, connector)
     try:
-        cursor = execute(conn.cursor(), sql, params, "running it")
+        try:
+            cursor = execute(conn.cursor(), sql, params, "running it")
+        except QueryError as exc:
+            if settings.refresh_after_days is None or full:
+                raise
+            # The state table is the usual suspect when only the incremental query fails.
+            raise QueryError(
+                f"{exc}. The incremental pull also reads the state table "
+                f"{settings.state_table} (LOAD_STATE_TABLE): if it does not exist yet, create "
+                "it with the SQL `enrichctl snowflake-setup` prints, or start this run with "
+                '{"full": true}'
+            ) from exc
         names = [col.name for col in cursor.description]
         index = column_index(names, settings.id_column)
         incremental = SKIPPED_COLUMN in names
