@@ -28,7 +28,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "lambdas"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from enrich_shared.load_sql import table_columns, table_ddl  # noqa: E402
+from enrich_shared.load_sql import table_columns, create_tables  # noqa: E402
 from enrich_shared.storage import RUNS_PREFIX  # noqa: E402
 from stacks.config import (  # noqa: E402
     ConfigError,
@@ -117,7 +117,7 @@ class SetupPlan:
                 f"  STORAGE_INTEGRATION = {self.integration}",
                 "  FILE_FORMAT = (TYPE = JSON);",
             ]
-        lines += [f"{statement};" for statement in table_ddl(
+        lines += [f"{statement};" for statement in create_tables(
             load.landing_table, load.results_table, load.state_table
         )]  # fmt: skip
         lines += [
@@ -436,12 +436,12 @@ def _inputs(args: argparse.Namespace, config: PipelineConfig) -> Inputs:
 
 
 def connect(secret: dict[str, Any], secret_name: str) -> Any:
-    """A connection made exactly as QueryIds makes it (same secret fields and timeouts)."""
-    from query_ids.snowflake_source import SnowflakeCredentials, SnowflakeSettings
-    from query_ids.snowflake_source import connect as pipeline_connect
+    """A connection made exactly as the pipeline's Lambdas make it (same secret fields)."""
+    from enrich_shared.snowflake_conn import ConnectionSettings, SnowflakeCredentials
+    from enrich_shared.snowflake_conn import connect as pipeline_connect
 
     creds = SnowflakeCredentials.from_secret(secret, secret_name)
-    settings = SnowflakeSettings(
+    settings = ConnectionSettings(
         secret_name=secret_name, login_timeout_s=30, network_timeout_s=60, statement_timeout_s=60
     )
     return pipeline_connect(creds, settings)

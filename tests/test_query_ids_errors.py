@@ -10,7 +10,8 @@ import pytest
 from snowflake.connector import errors as sf
 
 from enrich_shared.errors import ConfigurationError, QueryError, SnowflakeUnavailableError
-from query_ids.snowflake_source import SnowflakeCredentials, SnowflakeSettings, iter_column
+from enrich_shared.snowflake_conn import SnowflakeCredentials
+from query_ids.snowflake_source import SnowflakeSettings, iter_column
 
 SETTINGS = SnowflakeSettings(secret_name="sf", fetch_batch_size=2)
 CREDS = SnowflakeCredentials.from_secret(

@@ -27,6 +27,7 @@ from enrich_shared.errors import (
     QueryError,
     SnowflakeUnavailableError,
 )
+from enrich_shared.load_sql import create_state_table
 from enrich_shared.observability import logger as powertools_logger
 from enrichctl.embedded_snowflake import EmbeddedSnowflake
 from query_ids.handler import lambda_handler
@@ -83,7 +84,13 @@ def aws(monkeypatch):
         "POWERTOOLS_METRICS_NAMESPACE": "ImdbEnrichment",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("SNOWFLAKE_QUERY", "SNOWFLAKE_ID_COLUMN", "FETCH_BATCH_SIZE"):
+    for name in (
+        "SNOWFLAKE_QUERY",
+        "SNOWFLAKE_ID_COLUMN",
+        "FETCH_BATCH_SIZE",
+        "SNOWFLAKE_REFRESH_AFTER_DAYS",
+        "LOAD_STATE_TABLE",
+    ):
         monkeypatch.delenv(name, raising=False)
     # Powertools caches secrets and its client across tests; start each test clean.
     parameters.clear_caches()
@@ -150,6 +157,7 @@ def test_dirty_rows_are_cleaned_and_stored(snow, aws, monkeypatch):
         # NULL, '', blank, upper-case TT, hostile `&ids=x`, forged newline
         "invalid_count": 6,
         "duplicate_count": 2,  # tt0111161 again, tt0068646 after its padded twin
+        "skipped_fresh_ids": 0,
     }
     assert stored_ids(result["ids_key"]) == EXPECTED_IDS
 
@@ -195,7 +203,32 @@ def test_second_execution_of_a_run_id_stops_same_execution_proceeds(snow, aws, m
         "ids_count": 0,
         "invalid_count": 0,
         "duplicate_count": 0,
+        "skipped_fresh_ids": 0,
     }
+
+
+def test_incremental_pull_skips_fresh_ids_unless_full(snow, aws, monkeypatch):
+    state = f"EIDR.PUBLIC.STATE_{uuid.uuid4().hex[:8].upper()}"
+    snow.execute(create_state_table(state))
+    snow.execute(
+        f"INSERT INTO {state} (IMDB_ID, LAST_STATUS, LAST_ENRICHED_AT, ATTEMPTS) "
+        "VALUES ('tt0111161', 'OK', SYSDATE(), 1), ('tt0068646', 'FAILED', NULL, 1)"
+    )
+    put_secret(monkeypatch, snow.secret())
+    monkeypatch.setenv("SNOWFLAKE_REFRESH_AFTER_DAYS", "7")
+    monkeypatch.setenv("LOAD_STATE_TABLE", state)
+
+    result = lambda_handler(event(), LambdaContext())
+    assert stored_ids(result["ids_key"]) == ["tt0068646", "tt10872600"]
+    assert result["skipped_fresh_ids"] == 1
+    assert result["invalid_count"] == 6  # invalid values are never "fresh": still counted
+
+    full = lambda_handler(event(full=True), LambdaContext())
+    assert stored_ids(full["ids_key"]) == EXPECTED_IDS
+    assert full["skipped_fresh_ids"] == 0
+
+    with pytest.raises(InvalidInputError, match="full"):
+        lambda_handler(event(full="yes"), LambdaContext())
 
 
 def test_server_down_is_unavailable(aws, monkeypatch, snow, closed_port):

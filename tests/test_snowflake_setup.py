@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from enrich_shared.load_sql import table_ddl
+from enrich_shared.load_sql import create_tables
 from enrichctl.cli import main
 from enrichctl.local_run.template import REPO_ROOT
 from enrichctl.snowflake_setup import (
@@ -46,7 +46,7 @@ def test_the_sql_creates_integration_stage_tables_grants_then_desc(capsys) -> No
         f"CREATE STAGE IF NOT EXISTS ENRICH_RUNS_STAGE\n  URL = 's3://{BUCKET}/runs/'\n"
         "  STORAGE_INTEGRATION = IMDB_ENRICHMENT_S3\n  FILE_FORMAT = (TYPE = JSON);"
     ) in sql
-    for statement in table_ddl("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE"):
+    for statement in create_tables("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE"):
         assert f"{statement};" in sql
     for grant in (
         "GRANT USAGE ON INTEGRATION IMDB_ENRICHMENT_S3 TO ROLE ENRICH_ROLE;",
@@ -177,11 +177,11 @@ def test_check_on_an_empty_schema_reports_every_object_missing(snowflake, schema
 def test_check_after_the_setup_sql_finds_stage_and_tables(snowflake, schema) -> None:
     plan = plan_for(schema)
     stage = f"CREATE STAGE IF NOT EXISTS ENRICH_RUNS_STAGE URL = '{plan.runs_url}'"
-    run_in(snowflake, schema, stage, *table_ddl("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE"))
+    run_in(snowflake, schema, stage, *create_tables("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE"))
     found = verdicts(snowflake, schema)
     assert found["stage ENRICH_RUNS_STAGE"] == (OK, plan.runs_url)
     assert found["table ENRICH_STATE"][0] == OK
-    assert found["table ENRICH_LANDING"] == (OK, "DOC")
+    assert found["table ENRICH_LANDING"] == (OK, "V")
     assert found["table ENRICH_RESULTS"][0] == OK
 
 

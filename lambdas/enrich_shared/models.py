@@ -19,7 +19,7 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,119}$")
 MAX_LIMIT = 100_000_000
 #: Keys a run's input (the state machine input) may carry.
 RUN_INPUT_KEYS = frozenset(
-    {"run_id", "trigger", "scheduled_time", "limit", "dry_run", "retry_of_run_id"}
+    {"run_id", "trigger", "scheduled_time", "limit", "dry_run", "retry_of_run_id", "full"}
 )
 TRIGGERS = frozenset({"schedule", "manual", "retry"})
 #: Run IDs of scheduled nights: `scheduled-` + the scheduled time in UTC, to the second.
@@ -101,6 +101,8 @@ class RunRequest:
     limit: int | None = None
     dry_run: bool = False
     retry_of_run_id: str | None = None
+    #: Ignore the state table for this run: pull every ID (incremental pull only).
+    full: bool = False
 
     @classmethod
     def from_event(cls, event: Any) -> RunRequest:
@@ -129,7 +131,10 @@ class RunRequest:
         retry_of = run_input.get("retry_of_run_id")
         if retry_of is not None:
             retry_of = validate_run_id(retry_of, "retry_of_run_id")
-        return cls(run_id, execution_id, trigger, limit, dry_run, retry_of)
+        full = run_input.get("full", False)
+        if not isinstance(full, bool):
+            raise InvalidInputError(f"full={full!r} must be true or false")
+        return cls(run_id, execution_id, trigger, limit, dry_run, retry_of, full)
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ class QueryResult:
     ids_count: int = 0
     invalid_count: int = 0
     duplicate_count: int = 0
+    #: IDs the incremental query left out because they were enriched recently.
+    skipped_fresh_ids: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The step's JSON result."""
@@ -160,6 +167,7 @@ class QueryResult:
             ids_count=_require(event, "ids_count", int, "QueryIds result"),
             invalid_count=int(event.get("invalid_count", 0)),
             duplicate_count=int(event.get("duplicate_count", 0)),
+            skipped_fresh_ids=int(event.get("skipped_fresh_ids", 0)),
         )
 
 
@@ -244,6 +252,57 @@ class FailureCount:
 
     count: int
     prefix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step's JSON result."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """LoadResults' event: which run's answers and failure records to load into Snowflake.
+
+    The state machine passes the run's state; only `run_id` is read (extra keys ignored).
+    """
+
+    run_id: str
+    #: When the run started (ISO-8601, the execution's `$$.Execution.StartTime`): the time
+    #: of its failed attempts, which carry no time of their own. None: the load's time.
+    started_at: str | None = None
+
+    @classmethod
+    def from_event(cls, event: Any) -> LoadRequest:
+        """Validate the event; a missing or malformed run ID is `InvalidInputError`."""
+        event = _as_dict(event, "step event")
+        if "run_id" not in event:
+            raise InvalidInputError("LoadResults event is missing the field 'run_id'")
+        started_at = event.get("started_at")
+        if started_at is not None:
+            try:
+                datetime.fromisoformat(started_at)
+            except (TypeError, ValueError):
+                raise InvalidInputError(
+                    f"started_at={started_at!r} must be an ISO-8601 time such as "
+                    "'2026-12-01T02:00:00Z'"
+                ) from None
+        return cls(run_id=validate_run_id(event["run_id"]), started_at=started_at)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What LoadResults returns: what this invocation changed and the run's outcome per ID.
+
+    `files_loaded` and `results_merged` count this invocation's work (0 on a rerun);
+    `ids_ok` / `ids_failed` are the run's IDs recorded in the state table with that
+    status (the same on a rerun).
+    """
+
+    run_id: str
+    files_loaded: int
+    results_merged: int
+    state_merged: int
+    ids_ok: int
+    ids_failed: int
 
     def to_dict(self) -> dict[str, Any]:
         """The step's JSON result."""

@@ -9,12 +9,12 @@ import snowflake.connector
 
 from enrich_shared.models import QueryResult, RunRequest
 from enrich_shared.observability import logger
-from enrich_shared.secret_store import get_secret_json
+from enrich_shared.snowflake_conn import load_credentials
 from enrich_shared.storage import ids_key
 from query_ids.claim import ALREADY_RAN, claim_run
 from query_ids.id_cleaning import IdCleaner
 from query_ids.ids_file import upload_ids
-from query_ids.snowflake_source import SnowflakeCredentials, SnowflakeSettings, iter_column
+from query_ids.snowflake_source import PullCounts, SnowflakeSettings, iter_column
 
 
 def query_ids(
@@ -36,9 +36,8 @@ def query_ids(
         ), IdCleaner()
 
     # Read the secret only once the run is ours: an already-ran run needs no credentials.
-    creds = SnowflakeCredentials.from_secret(
-        get_secret_json(settings.secret_name), settings.secret_name
-    )
+    creds = load_credentials(settings)
+    incremental = settings.refresh_after_days is not None and not request.full
     logger.info(
         "querying Snowflake",
         extra={
@@ -47,16 +46,22 @@ def query_ids(
             "id_column": settings.id_column,
             "limit": request.limit,
             "fetch_batch_size": settings.fetch_batch_size,
+            "incremental": incremental,
+            "refresh_after_days": settings.refresh_after_days if incremental else None,
         },
     )
     cleaner = IdCleaner()
     key = ids_key(request.run_id)
-    values = iter_column(creds, settings, request.limit, connector)
+    counts = PullCounts()
+    values = iter_column(creds, settings, request.limit, connector, request.full, counts)
     try:
         upload_ids(s3, bucket, key, cleaner.clean(values))
     finally:
         values.close()  # closes the connection even when the upload failed
-    logger.info("IDs cleaned and stored", extra={"ids_key": key, **cleaner.summary()})
+    logger.info(
+        "IDs cleaned and stored",
+        extra={"ids_key": key, "skipped_fresh_ids": counts.skipped_fresh_ids, **cleaner.summary()},
+    )
     if cleaner.invalid_count:
         logger.warning(
             "invalid IDs were dropped",
@@ -73,5 +78,6 @@ def query_ids(
         ids_count=cleaner.ids_count,
         invalid_count=cleaner.invalid_count,
         duplicate_count=cleaner.duplicate_count,
+        skipped_fresh_ids=counts.skipped_fresh_ids,
     )
     return result, cleaner

@@ -1,217 +1,142 @@
-"""Reading one column of a Snowflake query, streamed, with errors the state machine can act on.
+"""Reading one column of a Snowflake query, streamed, optionally only the IDs that need work.
 
-Connection problems (refused, DNS, TLS, login/network timeouts) become
-`SnowflakeUnavailableError` (retried); SQL problems become `QueryError` (not retried);
-a secret that cannot be used becomes `ConfigurationError` naming the field.
+The connection, credentials and error mapping live in `enrich_shared.snowflake_conn`
+(shared with LoadResults); this module owns the query: the `limit` option, the
+incremental wrapper over the state table, and the streamed column.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import snowflake.connector
-from cryptography.hazmat.primitives import serialization
 from snowflake.connector import errors as sf_errors
 
-from enrich_shared.errors import ConfigurationError, QueryError, SnowflakeUnavailableError
-from enrich_shared.settings import env_int, env_str
+from enrich_shared.errors import ConfigurationError, QueryError
+from enrich_shared.settings import env_int, env_optional, env_str
+from enrich_shared.snowflake_conn import (
+    ConnectionSettings,
+    SnowflakeCredentials,
+    close_quietly,
+    connect,
+    connection_fields_from_env,
+    execute,
+    object_name,
+    query_error,
+)
 
 DEFAULT_QUERY = "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM EIDR.PUBLIC.ORGS_IMDB_FILTERED"
 DEFAULT_ID_COLUMN = "IMDB_VALUE"
-REQUIRED_SECRET_FIELDS = ("account", "user", "warehouse", "database", "schema", "role")
-#: Snowflake's "statement reached its statement or warehouse timeout" error number.
-STATEMENT_TIMEOUT_ERRNO = 630
-#: Words in a login error that mean the credentials were refused (retrying will not help).
-AUTH_FAILURE_MARKERS = ("authentication", "incorrect username or password", "jwt token is invalid")
+DEFAULT_STATE_TABLE = "ENRICH_STATE"
+#: Extra columns of the incremental query (named so no real query plausibly has them).
+SKIPPED_COLUMN = "ENRICH__SKIPPED_FRESH"
+ROW_MARKER_COLUMN = "ENRICH__ROW"
 
 
 @dataclass(frozen=True)
-class SnowflakeSettings:
-    """The query and its limits, from the function's environment."""
+class SnowflakeSettings(ConnectionSettings):
+    """The query, its limits and the incremental pull, from the function's environment.
 
-    secret_name: str
+    `refresh_after_days` None means every night pulls every ID (no state table read).
+    """
+
     query: str = DEFAULT_QUERY
     id_column: str = DEFAULT_ID_COLUMN
-    login_timeout_s: int = 30
-    network_timeout_s: int = 120
-    statement_timeout_s: int = 600
     fetch_batch_size: int = 10_000
+    refresh_after_days: int | None = None
+    state_table: str = DEFAULT_STATE_TABLE
 
     @classmethod
     def from_env(cls) -> SnowflakeSettings:
-        """Read SNOWFLAKE_* and FETCH_BATCH_SIZE (see CONTRACTS/README for defaults)."""
+        """Read SNOWFLAKE_*, FETCH_BATCH_SIZE and LOAD_STATE_TABLE (see README for defaults)."""
+        refresh = env_optional("SNOWFLAKE_REFRESH_AFTER_DAYS")
         return cls(
-            secret_name=env_str("SNOWFLAKE_SECRET_NAME"),
+            **connection_fields_from_env(),
             query=env_str("SNOWFLAKE_QUERY", DEFAULT_QUERY),
             id_column=env_str("SNOWFLAKE_ID_COLUMN", DEFAULT_ID_COLUMN),
-            login_timeout_s=env_int("SNOWFLAKE_LOGIN_TIMEOUT_S", 30),
-            network_timeout_s=env_int("SNOWFLAKE_NETWORK_TIMEOUT_S", 120),
-            statement_timeout_s=env_int("SNOWFLAKE_STATEMENT_TIMEOUT_S", 600),
             fetch_batch_size=env_int("FETCH_BATCH_SIZE", 10_000),
+            refresh_after_days=(
+                env_int("SNOWFLAKE_REFRESH_AFTER_DAYS", 0, minimum=1) if refresh else None
+            ),
+            state_table=object_name(
+                env_str("LOAD_STATE_TABLE", DEFAULT_STATE_TABLE), "LOAD_STATE_TABLE"
+            ),
         )
 
 
-@dataclass(frozen=True, repr=False)
-class SnowflakeCredentials:
-    """Connection fields of the Snowflake secret. `repr` never shows the key or password."""
+@dataclass
+class PullCounts:
+    """What the incremental query reported besides the rows (filled while streaming)."""
 
-    account: str
-    user: str
-    warehouse: str
-    database: str
-    schema: str
-    role: str
-    private_key_der: bytes | None = None
-    password: str | None = None
-    host: str | None = None
-    port: int | None = None
-    protocol: str | None = None
-
-    def __repr__(self) -> str:
-        auth = "key-pair" if self.private_key_der else "password"
-        return f"SnowflakeCredentials(account={self.account!r}, user={self.user!r}, auth={auth})"
-
-    @classmethod
-    def from_secret(cls, secret: dict[str, Any], secret_name: str) -> SnowflakeCredentials:
-        """Validate the secret's JSON; key pair is preferred over password when both exist."""
-
-        def text(name: str, required: bool) -> str | None:
-            value = secret.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                if required:
-                    raise ConfigurationError(
-                        f"Snowflake secret {secret_name!r} is missing the field {name!r}; "
-                        "add it to the secret's JSON"
-                    )
-                return None
-            if not isinstance(value, str):
-                raise ConfigurationError(
-                    f"Snowflake secret {secret_name!r} field {name!r} must be a string, "
-                    f"got {type(value).__name__}"
-                )
-            return value.strip()
-
-        fields = {name: text(name, required=True) for name in REQUIRED_SECRET_FIELDS}
-        private_key = secret.get("private_key")
-        password = secret.get("password")
-        if not private_key and not password:
-            raise ConfigurationError(
-                f"Snowflake secret {secret_name!r} is missing the field 'private_key' "
-                "(PEM, preferred) or 'password'; add one of them"
-            )
-        der = None
-        if private_key:
-            der = _private_key_der(secret, secret_name)
-        else:
-            password = text("password", required=True)
-        port = secret.get("port")
-        if port is not None:
-            try:
-                port = int(port)
-            except (TypeError, ValueError):
-                raise ConfigurationError(
-                    f"Snowflake secret {secret_name!r} field 'port' must be a whole number"
-                ) from None
-        protocol = text("protocol", required=False)
-        if protocol is not None and protocol not in ("http", "https"):
-            raise ConfigurationError(
-                f"Snowflake secret {secret_name!r} field 'protocol' must be 'http' or 'https'"
-            )
-        return cls(
-            **fields,  # type: ignore[arg-type]
-            private_key_der=der,
-            password=None if der else password,
-            host=text("host", required=False),
-            port=port,
-            protocol=protocol,
-        )
+    skipped_fresh_ids: int = 0
 
 
-def _private_key_der(secret: dict[str, Any], secret_name: str) -> bytes:
-    """Load the PEM key (decrypting it with the passphrase) into unencrypted DER bytes.
-
-    Loading it here gives an error naming the field; the connector's own error would not.
-    """
-    pem = secret["private_key"]
-    passphrase = secret.get("private_key_passphrase")
-    if not isinstance(pem, str):
-        raise ConfigurationError(
-            f"Snowflake secret {secret_name!r} field 'private_key' must be a PEM string"
-        )
-    if passphrase is not None and not isinstance(passphrase, str):
-        raise ConfigurationError(
-            f"Snowflake secret {secret_name!r} field 'private_key_passphrase' must be a string"
-        )
-    try:
-        key = serialization.load_pem_private_key(
-            pem.encode(), password=passphrase.encode() if passphrase else None
-        )
-    except TypeError:
-        # Raised for a passphrase given to an unencrypted key, or none for an encrypted one.
-        raise ConfigurationError(
-            f"Snowflake secret {secret_name!r} field 'private_key_passphrase' does not match "
-            "the key: set it for an encrypted key, remove it for an unencrypted one"
-        ) from None
-    except ValueError:
-        # Also raised for a wrong passphrase; the message must not echo any of the key.
-        field_name = "private_key_passphrase" if passphrase else "private_key"
-        raise ConfigurationError(
-            f"Snowflake secret {secret_name!r} field {field_name!r} is malformed: "
-            "'private_key' must be a PEM private key (PKCS#8) and the passphrase must match"
-        ) from None
-    return key.private_bytes(
-        serialization.Encoding.DER,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def connection_kwargs(creds: SnowflakeCredentials, settings: SnowflakeSettings) -> dict[str, Any]:
-    """Keyword arguments for `snowflake.connector.connect` (they hold the secret: never log)."""
-    kwargs: dict[str, Any] = {
-        "account": creds.account,
-        "user": creds.user,
-        "warehouse": creds.warehouse,
-        "database": creds.database,
-        "schema": creds.schema,
-        "role": creds.role,
-        # qmark sends values as server-side bindings; pyformat would interpolate client-side.
-        "paramstyle": "qmark",
-        "login_timeout": settings.login_timeout_s,
-        "connect_timeout": min(settings.login_timeout_s, settings.network_timeout_s),
-        # Per HTTP attempt and for the other requests: a stalled socket cannot hang us.
-        "retry_timeout": settings.network_timeout_s,
-        "request_timeout": settings.network_timeout_s,
-        "query_timeout": settings.statement_timeout_s,
-        # The server cancels the statement too, so a timed-out query stops costing credits.
-        "session_parameters": {"STATEMENT_TIMEOUT_IN_SECONDS": settings.statement_timeout_s},
-        "client_session_keep_alive": False,
-        "enable_server_session_keep_alive_auto_detection": False,
-    }
-    if creds.private_key_der:
-        kwargs["authenticator"] = "SNOWFLAKE_JWT"
-        kwargs["private_key"] = creds.private_key_der
-    else:
-        kwargs["password"] = creds.password
-    for name in ("host", "port", "protocol"):
-        value = getattr(creds, name)
-        if value is not None:
-            kwargs[name] = value
-    return kwargs
+def _strip(query: str) -> str:
+    return query.strip().rstrip(";").strip()
 
 
 def limited_query(query: str, limit: int | None) -> tuple[str, tuple[int, ...]]:
     """The query to run and its bound parameters; `limit` is bound, never formatted in."""
-    query = query.strip().rstrip(";").strip()
+    query = _strip(query)
     if limit is None:
         return query, ()
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise QueryError(f"limit={limit!r} must be a positive whole number")
     # The query is the operator's own configuration (trusted); the limit is a bound value.
     return f"SELECT * FROM ({query}) LIMIT ?", (limit,)  # noqa: S608
+
+
+def incremental_query(
+    query: str, id_column: str, state_table: str, refresh_after_days: int
+) -> tuple[str, tuple[int, ...]]:
+    """Wrap `query` so Snowflake returns only the rows whose ID needs enriching.
+
+    A row is left out ("fresh") when its trimmed ID is in `state_table` with LAST_STATUS
+    'OK' and LAST_ENRICHED_AT within `refresh_after_days` (bound). Every returned row
+    carries SKIPPED_COLUMN, the number of distinct fresh IDs, computed in the same
+    statement. When every ID is fresh, one marker row is returned whose ROW_MARKER_COLUMN
+    is NULL (all other columns NULL too), so the count still arrives; `iter_column` drops
+    it. The stale rows are not held back by the count: they stream with `fetchmany`.
+    """
+    column = object_name(id_column, "snowflake.idColumn (SNOWFLAKE_ID_COLUMN)")
+    if "." in column:
+        raise ConfigurationError(
+            f"SNOWFLAKE_ID_COLUMN={id_column!r} must be a column name, not a qualified name"
+        )
+    table = object_name(state_table, "load.stateTable (LOAD_STATE_TABLE)")
+    # Query and names are the operator's configuration (validated); the age is bound.
+    sql = f"""WITH ENRICH__SOURCE AS ({_strip(query)}),
+ENRICH__JUDGED AS (
+    SELECT ENRICH__SOURCE.*, TRUE AS {ROW_MARKER_COLUMN},
+           CASE WHEN ENRICH__STATE.LAST_STATUS = 'OK'
+                     AND ENRICH__STATE.LAST_ENRICHED_AT >= DATEADD(day, -?, SYSDATE())
+                THEN ENRICH__STATE.IMDB_ID END AS ENRICH__FRESH_ID
+    FROM ENRICH__SOURCE
+    LEFT JOIN {table} AS ENRICH__STATE
+      ON ENRICH__STATE.IMDB_ID = TRIM(TO_VARCHAR(ENRICH__SOURCE.{column}))
+),
+ENRICH__COUNTED AS (
+    SELECT COUNT(DISTINCT ENRICH__FRESH_ID) AS {SKIPPED_COLUMN} FROM ENRICH__JUDGED
+)
+SELECT ENRICH__JUDGED.*, ENRICH__COUNTED.{SKIPPED_COLUMN}
+FROM ENRICH__COUNTED
+LEFT JOIN ENRICH__JUDGED ON ENRICH__JUDGED.ENRICH__FRESH_ID IS NULL"""  # noqa: S608
+    return sql, (refresh_after_days,)
+
+
+def build_query(
+    settings: SnowflakeSettings, limit: int | None, full: bool
+) -> tuple[str, tuple[int, ...]]:
+    """The statement QueryIds runs and its bound values (incremental unless off or `full`)."""
+    if settings.refresh_after_days is None or full:
+        return limited_query(settings.query, limit)
+    sql, params = incremental_query(
+        settings.query, settings.id_column, settings.state_table, settings.refresh_after_days
+    )
+    limited, limit_params = limited_query(sql, limit)
+    return limited, params + limit_params
 
 
 def column_index(column_names: list[str], wanted: str) -> int:
@@ -228,90 +153,53 @@ def column_index(column_names: list[str], wanted: str) -> int:
     )
 
 
-def _is_auth_failure(exc: BaseException) -> bool:
-    text = str(getattr(exc, "msg", "") or exc).lower()
-    return any(marker in text for marker in AUTH_FAILURE_MARKERS)
-
-
-def _unavailable(exc: BaseException, what: str) -> SnowflakeUnavailableError:
-    return SnowflakeUnavailableError(f"Snowflake unavailable while {what}: {_describe(exc)}")
-
-
-def _describe(exc: BaseException) -> str:
-    errno = getattr(exc, "errno", None)
-    msg = getattr(exc, "msg", None) or str(exc)
-    return f"{type(exc).__name__} {errno or ''} {msg}".replace("  ", " ")[:500]
-
-
-def connect(
-    creds: SnowflakeCredentials,
-    settings: SnowflakeSettings,
-    connector: Callable[..., Any] = snowflake.connector.connect,
-) -> Any:
-    """Open a connection, mapping failures to the pipeline's error types."""
-    try:
-        return connector(**connection_kwargs(creds, settings))
-    except sf_errors.OperationalError as exc:
-        raise _unavailable(exc, "connecting") from exc
-    except sf_errors.ProgrammingError as exc:
-        # Raised before any request for parameters the connector refuses.
-        raise ConfigurationError(
-            f"the Snowflake connection settings were refused: {_describe(exc)}; "
-            f"check the secret {settings.secret_name!r}"
-        ) from exc
-    except sf_errors.DatabaseError as exc:
-        if _is_auth_failure(exc):
-            raise ConfigurationError(
-                f"Snowflake refused the credentials of secret {settings.secret_name!r} "
-                f"for user {creds.user!r}: {_describe(exc)}; fix the key/password or the user"
-            ) from exc
-        raise _unavailable(exc, "connecting") from exc
-    except OSError as exc:  # includes socket timeouts and refused connections
-        raise _unavailable(exc, "connecting") from exc
-
-
-def _query_error(exc: BaseException, what: str) -> Exception:
-    if isinstance(exc, sf_errors.ProgrammingError) and not _is_timeout(exc):
-        return QueryError(f"Snowflake rejected the query while {what}: {_describe(exc)}")
-    return _unavailable(exc, what)
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == STATEMENT_TIMEOUT_ERRNO or (
-        getattr(exc, "sqlstate", None) == "57014"
-    )
-
-
 def iter_column(
     creds: SnowflakeCredentials,
     settings: SnowflakeSettings,
     limit: int | None = None,
     connector: Callable[..., Any] = snowflake.connector.connect,
+    full: bool = False,
+    counts: PullCounts | None = None,
 ) -> Iterator[Any]:
     """Yield the values of `settings.id_column`, fetched `fetch_batch_size` rows at a time.
 
-    Only one batch of rows is held at once. The connection is closed when the iterator is
-    exhausted or closed.
+    Only one batch of rows is held at once. With the incremental pull on (and not `full`),
+    `counts.skipped_fresh_ids` is set from the first row. The connection is closed when
+    the iterator is exhausted or closed.
     """
-    sql, params = limited_query(settings.query, limit)
+    sql, params = build_query(settings, limit, full)
     conn = connect(creds, settings, connector)
     try:
-        cursor = conn.cursor()
         try:
-            cursor.execute(sql, params or None)
-        except (sf_errors.Error, OSError) as exc:
-            raise _query_error(exc, "running it") from exc
-        index = column_index([col.name for col in cursor.description], settings.id_column)
+            cursor = execute(conn.cursor(), sql, params, "running it")
+        except QueryError as exc:
+            if settings.refresh_after_days is None or full:
+                raise
+            # The state table is the usual suspect when only the incremental query fails.
+            raise QueryError(
+                f"{exc}. The incremental pull also reads the state table "
+                f"{settings.state_table} (LOAD_STATE_TABLE): if it does not exist yet, create "
+                "it with the SQL `enrichctl snowflake-setup` prints, or start this run with "
+                '{"full": true}'
+            ) from exc
+        names = [col.name for col in cursor.description]
+        index = column_index(names, settings.id_column)
+        incremental = SKIPPED_COLUMN in names
+        skipped_at = names.index(SKIPPED_COLUMN) if incremental else -1
+        marker_at = names.index(ROW_MARKER_COLUMN) if incremental else -1
         while True:
             try:
                 rows = cursor.fetchmany(settings.fetch_batch_size)
             except (sf_errors.Error, OSError) as exc:
-                raise _query_error(exc, "fetching rows") from exc
+                raise query_error(exc, "fetching rows") from exc
             if not rows:
                 break
             for row in rows:
+                if incremental:
+                    if counts is not None:
+                        counts.skipped_fresh_ids = int(row[skipped_at] or 0)
+                    if row[marker_at] is None:
+                        continue  # the all-fresh marker row: carries the count only
                 yield row[index]
     finally:
-        # The rows are read by now; a failed logout must not fail the run.
-        with contextlib.suppress(sf_errors.Error, OSError):
-            conn.close()
+        close_quietly(conn)
