@@ -28,7 +28,7 @@ for _path in (REPO_ROOT, REPO_ROOT / "lambdas"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from enrich_shared.load_sql import table_columns, create_tables  # noqa: E402
+from enrich_shared.load_sql import create_tables, table_columns  # noqa: E402
 from enrich_shared.storage import RUNS_PREFIX  # noqa: E402
 from stacks.config import (  # noqa: E402
     ConfigError,

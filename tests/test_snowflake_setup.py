@@ -177,7 +177,8 @@ def test_check_on_an_empty_schema_reports_every_object_missing(snowflake, schema
 def test_check_after_the_setup_sql_finds_stage_and_tables(snowflake, schema) -> None:
     plan = plan_for(schema)
     stage = f"CREATE STAGE IF NOT EXISTS ENRICH_RUNS_STAGE URL = '{plan.runs_url}'"
-    run_in(snowflake, schema, stage, *create_tables("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE"))
+    tables = create_tables("ENRICH_LANDING", "ENRICH_RESULTS", "ENRICH_STATE")
+    run_in(snowflake, schema, stage, *tables)
     found = verdicts(snowflake, schema)
     assert found["stage ENRICH_RUNS_STAGE"] == (OK, plan.runs_url)
     assert found["table ENRICH_STATE"][0] == OK
