@@ -18,7 +18,12 @@ from stacks.bundling import (
 )
 from stacks.synth import synth_app
 
-STEPS = {"QueryIds": "query_ids", "BuildUrls": "build_url", "InvokeEnrich": "invoke_enrich"}
+STEPS = {
+    "QueryIds": "query_ids",
+    "BuildUrls": "build_url",
+    "InvokeEnrich": "invoke_enrich",
+    "CountFailedBatches": "count_failed",
+}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 #: The run claim (lambdas/query_ids/claim.py) writes with S3 conditional put.
 SDK_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath"}
