@@ -169,3 +169,21 @@ def test_alarms_of_another_account_or_stack_may_not_publish(alarm_template):
         for arn, account in ((foreign_account, OTHER_ACCOUNT), (other_alarm, ACCOUNT)):
             request = use_key(arn, "kms:GenerateDataKey", account)
             assert evaluate(key_policy(alarm_template, key), request, resource_policy=True) != ALLOW
+
+
+def test_enrichctl_smoke_accepts_the_synthesized_topic_policy(alarm_template):
+    """`enrichctl smoke` judges the deployed topic policy with its own evaluator
+    (enrichctl.ops.topic_policy): it must pass the policy this stack synthesizes, and fail
+    the same policy without its CloudWatch Allow (the fault issue 10 found)."""
+    from enrichctl.ops.topic_policy import cloudwatch_can_publish
+
+    by_topic: dict[str, list[str]] = {}
+    for lid, alarm, topic in alarm_deliveries(alarm_template):
+        by_topic.setdefault(topic, []).append(alarm_arn(alarm, lid))
+    assert by_topic, "no alarm action found: nothing was checked"
+    for topic, arns in by_topic.items():
+        statements = topic_policy(alarm_template, topic)
+        verdict = cloudwatch_can_publish({"Statement": statements}, topic, arns)
+        assert verdict.allowed, verdict.reason
+        deny_only = [s for s in statements if s["Effect"] == "Deny"]
+        assert not cloudwatch_can_publish({"Statement": deny_only}, topic, arns).allowed

@@ -32,9 +32,10 @@ none twice in the same run": it holds for the run's own account (its successful 
 results and its failure record), not for what the API receives. On AWS the Map's children
 are Express workflows, which run at least once: a child may run twice and send its batch
 twice (a retry after a read timeout does the same here, see "Responses slower than the read
-timeout"), so the API must treat a repeated batch as harmless. The next change (issue 11)
-sends an `Idempotency-Key: <run_id>/<batch_id>` header with every request, which the API
-can use to ignore repeats. Also proved there: canary secrets (password, encrypted private
+timeout"), so the API must treat a repeated batch as harmless. Every request carries an
+`Idempotency-Key: <run_id>/<batch_id>` header, the same on every attempt, which the API can
+use to ignore repeats; the stored answers are keyed the same way, so loading them into
+Snowflake never counts a batch twice. Also proved there: canary secrets (password, encrypted private
 key + passphrase, API key) appear in no log line (even at DEBUG), result, history, S3
 object, template or CLI output (`test_secrets_canary.py`); every IAM grant is listed with
 its reason in `tests/reliability/iam_allowed.py` (`test_iam_walk.py`), and every role grants
