@@ -325,12 +325,13 @@ def _cmd_local(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     console = Console(file=sys.stdout, highlight=False)
     view = None if args.json else _LocalView(console)
+    stdout = sys.stdout  # the run redirects sys.stdout to lambda.log while it goes
 
     def on_event(kind: str, value: Any) -> None:
         if view:
             view.on_event(kind, value)
         elif kind == "night_done":  # one line per night as it ends (a long loop streams)
-            print(json.dumps(value.summary()), flush=True)
+            print(json.dumps(value.summary()), file=stdout, flush=True)
 
     started = time.monotonic()
     try:
