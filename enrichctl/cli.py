@@ -348,8 +348,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if view:
         view.stop()
-        view.show_report(nights.last, time.monotonic() - started)
-        view.show_nights(nights)
+        view.show_report(nights, time.monotonic() - started)
     # The exit code is the last night's: a loop that heals (night 2 re-pulls what night 1
     # failed) ends 0, one that breaks on its last night ends 1.
     return EXIT_SUCCEEDED if nights.last.status == "SUCCEEDED" else EXIT_FAILED
@@ -402,9 +401,8 @@ class _LocalView:
         elif kind == "night_done" and self.nights > 1:
             colour = "green" if value.status == "SUCCEEDED" else "red"
             self.console.print(
-                f"  [{colour}]{value.status}[/] run {value.run_id}: {value.ids} IDs sent in "
-                f"{value.http_requests} requests, {value.loaded_ids} loaded as OK, "
-                f"{value.skipped_fresh_ids} skipped as fresh"
+                f"  [{colour}]{value.status}[/] {value.run_id}: {value.ids} sent, "
+                f"{value.loaded_ids} loaded, {value.skipped_fresh_ids} fresh"
             )
 
     def stop(self) -> None:
@@ -415,17 +413,25 @@ class _LocalView:
         """Per night what was sent, loaded and skipped; then rows of the results table."""
         from rich.table import Table
 
-        table = Table(title="Nights", title_justify="left")
-        for column in ("night", "run ID", "status", "IDs sent", "requests", "loaded (OK)",
-                       "skipped fresh"):  # fmt: skip
-            table.add_column(column, justify="right" if column != "run ID" else "left")
-        for number, report in enumerate(nights.reports, start=1):
-            colour = "green" if report.status == "SUCCEEDED" else "red"
-            table.add_row(
-                str(number), report.run_id, f"[{colour}]{report.status}[/]", str(report.ids),
-                str(report.http_requests), str(report.loaded_ids), str(report.skipped_fresh_ids),
-            )  # fmt: skip
-        self.console.print(table)
+        if len(nights.reports) > 1:
+            table = Table(
+                title="Nights",
+                title_justify="left",
+                caption="sent: IDs queried and sent; loaded: merged into the state table as "
+                "OK; fresh: left out by the incremental query",
+                caption_justify="left",
+            )
+            for column in ("night", "run ID", "status", "sent", "loaded", "fresh"):
+                table.add_column(
+                    column, justify="left" if column == "run ID" else "right", no_wrap=True
+                )
+            for number, report in enumerate(nights.reports, start=1):
+                colour = "green" if report.status == "SUCCEEDED" else "red"
+                table.add_row(
+                    str(number), report.run_id, f"[{colour}]{report.status}[/]",
+                    str(report.ids), str(report.loaded_ids), str(report.skipped_fresh_ids),
+                )  # fmt: skip
+            self.console.print(table)
         if nights.results_table is None:
             return
         if nights.results_count is None and not nights.results_rows:
@@ -445,10 +451,16 @@ class _LocalView:
             rows.add_row(str(imdb_id), str(run_id), text if len(text) <= 70 else text[:67] + "...")
         self.console.print(rows)
 
-    def show_report(self, report: Any, wall_s: float) -> None:
+    def show_report(self, nights: Any, wall_s: float) -> None:
+        """The last night's states and summary, the nights, then one line: how it ended."""
         from rich.table import Table
 
-        states = Table(title="States", title_justify="left")
+        report = nights.last
+        count = len(nights.reports)
+        states = Table(
+            title="States" + (f" (night {count}, run {report.run_id})" if count > 1 else ""),
+            title_justify="left",
+        )
         states.add_column("state")
         states.add_column("status")
         states.add_column("attempts", justify="right")
@@ -464,7 +476,11 @@ class _LocalView:
 
         waits = report.retry_waits
         skipped = sum(1 for w in waits if not w.slept)
-        summary = Table(title="Summary", title_justify="left", show_header=False)
+        summary = Table(
+            title="Summary" + (f" (night {count})" if count > 1 else ""),
+            title_justify="left",
+            show_header=False,
+        )
         summary.add_column("what")
         summary.add_column("value", justify="right")
         summary.add_row("IDs queried (valid, unique)", str(report.ids))
@@ -483,8 +499,12 @@ class _LocalView:
         summary.add_row("run duration", f"{report.duration_s:.2f}s")
         summary.add_row("output", str(report.output_dir))
         self.console.print(summary)
+        self.show_nights(nights)
         colour = "green" if report.status == "SUCCEEDED" else "red"
         line = f"[bold {colour}]{report.status}[/] run {report.run_id} in {wall_s:.1f}s"
+        if count > 1:
+            line = f"[bold {colour}]{report.status}[/] night {count} of {count}, run "
+            line += f"{report.run_id}; {count} nights in {wall_s:.1f}s"
         if report.error:
             line += f": {report.error}"
             if report.cause:
