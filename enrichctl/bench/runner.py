@@ -137,6 +137,7 @@ def _full_run(
             LocalPipeline(
                 template,
                 snowflake_secret=secret,
+                embedded_snowflake=secret,
                 api_base_url=api.base_url,
                 log_stream=devnull,
                 api_request_count=lambda: api.request_count,

@@ -372,6 +372,9 @@ class LocalLambdaRuntime:
         self._gate = _EnvironmentGate()
         #: Called after each invocation (e.g. to advance a progress bar).
         self.listeners: list[Callable[[Invocation], None]] = []
+        #: Called with (function, event) before each invocation's handler (e.g. to prepare
+        #: what a local service needs); an exception fails that invocation like the handler's.
+        self.before_invoke: list[Callable[[LocalFunction, Any], None]] = []
         for function in functions or []:
             self.register(function)
 
@@ -398,6 +401,8 @@ class LocalLambdaRuntime:
         event = json.loads(raw) if raw else {}
         record = Invocation(function=function.name, event=event, started=time.monotonic())
         try:
+            for hook in list(self.before_invoke):
+                hook(function, event)
             with self._gate.use(function.name, function.environment):
                 handler = function.resolve_handler()
                 result = handler(event, LambdaContext(function))

@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 import zipfile
@@ -36,6 +37,7 @@ from enrichctl.local_run.moto_hooks import (
     ThreadFailure,
     local_aws,
 )
+from enrichctl.local_run.stage import LoadTarget, LocalStage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -172,6 +174,12 @@ class LocalPipeline:
         log_stream: where handler logs and metrics go (None: leave them on stdout).
         api_request_count: returns how many HTTP requests the enrichment API saw so far
             (None: count InvokeEnrich attempts instead, e.g. for a real API).
+        embedded_snowflake: the embedded Snowflake's secret (or a function returning it,
+            called on entering: the server may still be starting). With a LoadResults function,
+            the pipeline creates there (fresh, on entering) the load tables and a `file://`
+            stage over `<output_dir or a temp dir>/snowflake-stage/`, and mirrors each run's
+            results/ and failed/ objects into it before LoadResults (enrichctl/local_run/
+            stage.py). None: a real account, whose own setup is used as is.
     """
 
     def __init__(
@@ -185,6 +193,7 @@ class LocalPipeline:
         log_stream: Any = None,
         api_request_count: Callable[[], int] | None = None,
         output_dir: Path | None = None,
+        embedded_snowflake: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.names = LocalNames()
         self.local: LocalDefinition = local_definition(template, self.names)
@@ -206,6 +215,20 @@ class LocalPipeline:
         #: execution ARN -> how many thread failures had been recorded when it started.
         self._failures_before: dict[str, int] = {}
         self.runtime.listeners.append(self._watch_build_result)
+        self.embedded_snowflake = embedded_snowflake
+        self.stage: LocalStage | None = None
+        self._stage_tmp: str | None = None
+        load_env = next(
+            (f.environment for f in self.local.functions.values() if "LOAD_STAGE" in f.environment),
+            None,
+        )
+        if load_env is not None and embedded_snowflake is not None:
+            if output_dir is None:
+                self._stage_tmp = tempfile.mkdtemp(prefix="enrich-stage-")
+            base = Path(output_dir) if output_dir is not None else Path(self._stage_tmp or ".")
+            self.stage = LocalStage(LoadTarget.from_environment(load_env), base / "snowflake-stage")
+            self.local.rewrites.append(self.stage.rewrite)
+            self.runtime.before_invoke.append(self._mirror_for_load)
 
     def _watch_build_result(self, call: Invocation) -> None:
         build = self.functions.get("build_url")
@@ -234,9 +257,14 @@ class LocalPipeline:
             )
             self.functions[_step_of(function) or spec.name] = function
             self.runtime.register(function)
+        if self._stage_tmp:
+            self._stack.callback(shutil.rmtree, self._stage_tmp, True)
         self.aws = self._stack.enter_context(local_aws(self.runtime, self.retry_waits_mode))
         try:
             self._create_resources()
+            if self.stage is not None and self.embedded_snowflake is not None:
+                secret = self.embedded_snowflake
+                self.stage.prepare(secret() if callable(secret) else secret)
         except Exception:
             self._stack.close()
             raise
@@ -244,6 +272,16 @@ class LocalPipeline:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
+
+    def _mirror_for_load(self, function: LocalFunction, event: Any) -> None:
+        """Before LoadResults: the run's objects into the stage's folder (see stage.py)."""
+        if self.stage is None or _step_of(function) != "load_results":
+            return
+        import boto3
+
+        run_id = event.get("run_id") if isinstance(event, dict) else None
+        if isinstance(run_id, str) and run_id:
+            self.stage.mirror(boto3.client("s3"), self.bucket, run_id)
 
     def _create_resources(self) -> None:
         import boto3
@@ -296,8 +334,11 @@ class LocalPipeline:
             ) from exc
 
     def set_snowflake_secret(self, value: dict[str, Any]) -> None:
-        """Store the Snowflake secret under the name QueryIds reads (SNOWFLAKE_SECRET_NAME)."""
+        """Store the Snowflake secret under the name QueryIds and LoadResults read
+        (SNOWFLAKE_SECRET_NAME). The in-process functions see it at their next invocation:
+        Powertools' secret cache (5 minutes in a warm Lambda) is cleared."""
         import boto3
+        from aws_lambda_powertools.utilities import parameters
 
         self.snowflake_secret = value
         secrets = boto3.client("secretsmanager")
@@ -305,6 +346,7 @@ class LocalPipeline:
             name = function.environment.get("SNOWFLAKE_SECRET_NAME")
             if name:
                 self._put_secret(secrets, name, value)
+        parameters.clear_caches()
 
     @staticmethod
     def _put_secret(client: Any, name: str, value: Any) -> None:
@@ -884,6 +926,10 @@ def run_nights(
             log_stream=log_file,
             api_request_count=(lambda: api.request_count) if api is not None else None,
             output_dir=output_dir,
+            # A real account (--snowflake-secret-file) keeps its own stage and tables.
+            embedded_snowflake=None
+            if options.snowflake_secret_file is not None
+            else (lambda: snowflake_job()[0]),
         )
         for rewrite in pipeline.local.rewrites:
             emit("rewrite", rewrite)
