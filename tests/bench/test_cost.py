@@ -44,12 +44,19 @@ def test_design_prices():
 def test_function_memory_matches_the_stack():
     # stacks/functions.py is the source of truth; importing it would pull in CDK, so read it.
     tree = ast.parse((REPO / "stacks" / "functions.py").read_text())
+    constants = {  # module-level NAME = <int> (e.g. LOAD_RESULTS_MEMORY_MB = 512)
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StepSpec":
             step = node.args[0].value
-            memory = next(k.value.value for k in node.keywords if k.arg == "memory_mb")
-            found[step] = memory
+            value = next(k.value for k in node.keywords if k.arg == "memory_mb")
+            found[step] = value.value if isinstance(value, ast.Constant) else constants[value.id]
     assert found == FUNCTION_MEMORY_MB
 
 
