@@ -445,10 +445,13 @@ class _LocalView:
             title_justify="left",
         )
         for column in ("IMDB_ID", "RUN_ID", "RECORD"):
-            rows.add_column(column, overflow="ellipsis", no_wrap=column == "RECORD")
+            rows.add_column(column, no_wrap=True)
         for imdb_id, run_id, record in nights.results_rows:
+            # The key and the run in full; the record gets what is left of the width.
+            room = max(20, self.console.width - len(str(imdb_id)) - len(str(run_id)) - 10)
             text = str(record)
-            rows.add_row(str(imdb_id), str(run_id), text if len(text) <= 70 else text[:67] + "...")
+            rows.add_row(str(imdb_id), str(run_id), text if len(text) <= room else
+                         text[: room - 3] + "...")  # fmt: skip
         self.console.print(rows)
 
     def show_report(self, nights: Any, wall_s: float) -> None:

@@ -217,3 +217,21 @@ def test_exit_code_is_the_last_nights(capsys, monkeypatch, tmp_path, statuses, e
 
     assert code == expected
     assert [night["status"] for night in nights] == list(statuses)
+
+
+def test_terminal_view_shows_each_night_and_results_read_back_from_snowflake(capsys, tmp_path):
+    code = main(["local", "--rows", "80", "--nights", "2", "--output-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    text = " ".join(out.split())  # rich wraps and pads
+    nights = json.loads((tmp_path / "nights.json").read_text())
+    sent = nights[0]["ids"]
+    assert "night 1/2" in text and "night 2/2" in text
+    assert f"{sent} sent, {sent} loaded, 0 fresh" in text
+    assert f"0 sent, 0 loaded, {sent} fresh" in text
+    # The results table, counted and sampled from the embedded Snowflake after the last night.
+    assert f"ENRICH_RESULTS in the embedded Snowflake ({sent} rows, first 5)" in text
+    run_1 = sorted(p.name for p in (tmp_path / "s3" / "runs").iterdir())[0]
+    assert text.count(run_1) >= 5  # every sampled row was loaded by night 1
+    assert "SUCCEEDED night 2 of 2" in text
