@@ -143,7 +143,9 @@ class Workload:
     child_log_bytes: int = 9_000
     memory_mb: dict[str, int] = field(default_factory=lambda: dict(FUNCTION_MEMORY_MB))
     alarms: int = 7
-    custom_metrics: int = 6
+    #: IdsQueried, InvalidIds, BatchesBuilt, BatchesEnriched, EnrichFailures, IdsLoaded
+    #: (Powertools, one dimension set) + FailedBatches (the state machine's PutMetricData).
+    custom_metrics: int = 7
     secrets: int = 1
 
     @property
