@@ -348,7 +348,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if view:
         view.stop()
-        view.show_report(nights, time.monotonic() - started)
+        view.show_report(nights.last, time.monotonic() - started, nights=nights)
     # The exit code is the last night's: a loop that heals (night 2 re-pulls what night 1
     # failed) ends 0, one that breaks on its last night ends 1.
     return EXIT_SUCCEEDED if nights.last.status == "SUCCEEDED" else EXIT_FAILED
@@ -454,12 +454,13 @@ class _LocalView:
                          text[: room - 3] + "...")  # fmt: skip
         self.console.print(rows)
 
-    def show_report(self, nights: Any, wall_s: float) -> None:
-        """The last night's states and summary, the nights, then one line: how it ended."""
+    def show_report(self, report: Any, wall_s: float, nights: Any = None) -> None:
+        """One run's states and summary (with `nights`: the last night's, then every night
+        and the results table), then one line: how it ended. `enrichctl run --wait` shows
+        a deployed run's report through this too."""
         from rich.table import Table
 
-        report = nights.last
-        count = len(nights.reports)
+        count = len(nights.reports) if nights is not None else 1
         states = Table(
             title="States" + (f" (night {count}, run {report.run_id})" if count > 1 else ""),
             title_justify="left",
@@ -502,7 +503,8 @@ class _LocalView:
         summary.add_row("run duration", f"{report.duration_s:.2f}s")
         summary.add_row("output", str(report.output_dir))
         self.console.print(summary)
-        self.show_nights(nights)
+        if nights is not None:
+            self.show_nights(nights)
         colour = "green" if report.status == "SUCCEEDED" else "red"
         line = f"[bold {colour}]{report.status}[/] run {report.run_id} in {wall_s:.1f}s"
         if count > 1:
