@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import EXPRESS_CHILD_LIMIT_S, ConfigError, load_config
+from stacks.config import EXPRESS_CHILD_LIMIT_S, ConfigError, load_config, with_local_placeholders
 from stacks.synth import cdk_json_context, resolve_definition, state_machine_definition
 from tests.infra.conftest import all_states
 
@@ -59,10 +59,15 @@ def child_worst(definition: dict[str, Any]) -> float:
     return path_worst(processor["States"], processor["StartAt"])
 
 
+def local_context() -> dict[str, Any]:
+    """cdk.json's context as in-process synth sees it (Snowflake's two values stood in)."""
+    return with_local_placeholders(cdk_json_context())
+
+
 def test_the_synthesized_child_fits_in_the_budget_config_checks(definition: dict) -> None:
     worst = child_worst(definition)
     assert worst < EXPRESS_CHILD_LIMIT_S, f"a child may run {worst:g} s"
-    budget = load_config(cdk_json_context()).enrichment.child_budget()
+    budget = load_config(local_context()).enrichment.child_budget()
     assert worst == pytest.approx(budget.worst_case_s)
 
 
@@ -75,7 +80,7 @@ def test_a_tighter_config_is_walked_the_same_way() -> None:
                                       "maxAttempts": 4, "maxDelaySeconds": 20},
     }  # fmt: skip
     definition = resolve_definition(state_machine_definition(synth_template(overrides)))
-    context = {**cdk_json_context(), **overrides}
+    context = {**local_context(), **overrides}
     budget = load_config(context).enrichment.child_budget()
     assert child_worst(definition) == pytest.approx(budget.worst_case_s)
 
@@ -83,7 +88,7 @@ def test_a_tighter_config_is_walked_the_same_way() -> None:
 def test_a_config_past_the_express_limit_is_refused_with_the_exact_worst_case() -> None:
     # 32 s per API call: 4 InvokeEnrich attempts of 5 + 32 + 15 + 10 = 62 s, waits of
     # 5 + 10 + 20 s, then RecordFailedBatch's 3 x 5 s + 1 + 2 s: 301 s.
-    context = {**cdk_json_context(), "pipeline.enrichment.timeoutSeconds": 32}
+    context = {**local_context(), "pipeline.enrichment.timeoutSeconds": 32}
     with pytest.raises(ConfigError) as excinfo:
         load_config(context)
     assert (
@@ -94,4 +99,4 @@ def test_a_config_past_the_express_limit_is_refused_with_the_exact_worst_case() 
         "enrichment.timeoutSeconds, until the total is below 300 s"
     ) in str(excinfo.value)
     # One second less per call fits.
-    load_config({**cdk_json_context(), "pipeline.enrichment.timeoutSeconds": 31})
+    load_config({**local_context(), "pipeline.enrichment.timeoutSeconds": 31})

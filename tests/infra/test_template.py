@@ -491,6 +491,16 @@ def test_without_loading_the_definition_has_no_load_step() -> None:
     assert "SNOWFLAKE_REFRESH_AFTER_DAYS" not in qi and "LOAD_STATE_TABLE" not in qi
 
 
+def test_load_source_adds_the_source_stage_named_as_snowflake_setup_creates_it() -> None:
+    from enrichctl.snowflake_setup import source_stage_name
+    from stacks.synth import synth_template
+
+    template = synth_template({"pipeline.load.source": "s3://partner-results/imdb/out/"})
+    env = function_props(template, "LoadResults")["Environment"]["Variables"]
+    assert env["LOAD_SOURCE_STAGE"] == source_stage_name(CONFIG.load.stage)
+    assert env["LOAD_SOURCE_STAGE"] == "ENRICH_RUNS_STAGE_SOURCE"
+
+
 def test_wildcard_resources_only_where_no_resource_can_be_named(template: dict) -> None:
     unscoped = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                 "xray:GetSamplingTargets", "cloudwatch:PutMetricData", "logs:CreateLogDelivery",
