@@ -25,3 +25,15 @@ def test_load_probe_loads_every_id_once_and_measures_both_processes(snowflake, t
     assert load["rss_peak_mb"] >= load["rss_before_mb"] > 0
     server = load["server_rss_peak_mb"]
     assert server is None or server > 0
+
+    # `enrichctl bench` prints it as one row of its load-step table.
+    from rich.console import Console
+
+    from enrichctl.bench.cli import _print_load_step
+
+    console = Console(record=True, width=200)
+    _print_load_step(console, [{"rows": ids, "load": load}, {"rows": 1}])
+    row = next(line for line in console.export_text().splitlines() if line.startswith("│"))
+    assert [cell.strip() for cell in row.strip("│").split("│")][:3] == [
+        str(ids), str(batches), f"{load['duration_s']:.1f}",
+    ]  # fmt: skip
