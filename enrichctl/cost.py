@@ -81,6 +81,8 @@ FUNCTION_MEMORY_MB = {
     "build_url": 512,
     "invoke_enrich": 256,
     "count_failed": 256,
+    # Priced by `enrichctl cost` with the loop's other figures (issue 11, not yet).
+    "load_results": 512,
 }
 #: Parent (Standard) transitions of a normal night: Route, QueryIds, HasIds?, BuildUrls,
 #: EnrichBatches, CountFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
