@@ -23,8 +23,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 BUILD_URL_TIMEOUT_S = 300
 #: CountFailedBatches lists 1,000 keys per call: ~15 calls for a night of 1,000,000 IDs.
 COUNT_FAILED_TIMEOUT_S = 60
-#: LoadResults only drives Snowflake (COPY and MERGE run there): the connector is its load.
-LOAD_RESULTS_MEMORY_MB = 512
 #: ListBucket on the failure records only (`s3:prefix` runs/<run_id>/failed/...).
 FAILED_PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}}
 
@@ -151,7 +149,8 @@ class PipelineFunctions(Construct):
                 "LoadResults",
                 StepSpec(
                     "load_results",
-                    memory_mb=LOAD_RESULTS_MEMORY_MB,
+                    # COPY and the MERGEs run in Snowflake: the connector is all it holds.
+                    memory_mb=512,
                     timeout_s=load.timeout_seconds,
                     environment=load_env,
                 ),
