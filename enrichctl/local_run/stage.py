@@ -141,7 +141,10 @@ class LocalStage:
             )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    path = self.folder / obj["Key"].removeprefix("runs/")
+                    path = (self.folder / obj["Key"].removeprefix("runs/")).resolve()
+                    if not path.is_relative_to(self.folder):
+                        # A key with `..` segments would land outside the stage: never copy it.
+                        continue
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
                     copied += 1
