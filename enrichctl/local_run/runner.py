@@ -17,7 +17,6 @@ import logging
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 import zipfile
@@ -37,7 +36,7 @@ from enrichctl.local_run.moto_hooks import (
     ThreadFailure,
     local_aws,
 )
-from enrichctl.local_run.stage import LoadTarget, LocalStage
+from enrichctl.local_run.stage import LocalStage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
@@ -217,16 +216,10 @@ class LocalPipeline:
         self.runtime.listeners.append(self._watch_build_result)
         self.embedded_snowflake = embedded_snowflake
         self.stage: LocalStage | None = None
-        self._stage_tmp: str | None = None
-        load_env = next(
-            (f.environment for f in self.local.functions.values() if "LOAD_STAGE" in f.environment),
-            None,
-        )
-        if load_env is not None and embedded_snowflake is not None:
-            if output_dir is None:
-                self._stage_tmp = tempfile.mkdtemp(prefix="enrich-stage-")
-            base = Path(output_dir) if output_dir is not None else Path(self._stage_tmp or ".")
-            self.stage = LocalStage(LoadTarget.from_environment(load_env), base / "snowflake-stage")
+        if embedded_snowflake is not None:
+            envs = (f.environment for f in self.local.functions.values())
+            self.stage = LocalStage.for_functions(envs, output_dir)
+        if self.stage is not None:
             self.local.rewrites.append(self.stage.rewrite)
             self.runtime.before_invoke.append(self._mirror_for_load)
 
@@ -257,8 +250,8 @@ class LocalPipeline:
             )
             self.functions[_step_of(function) or spec.name] = function
             self.runtime.register(function)
-        if self._stage_tmp:
-            self._stack.callback(shutil.rmtree, self._stage_tmp, True)
+        if self.stage is not None:
+            self._stack.callback(self.stage.remove)
         self.aws = self._stack.enter_context(local_aws(self.runtime, self.retry_waits_mode))
         try:
             self._create_resources()

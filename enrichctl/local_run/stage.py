@@ -13,6 +13,8 @@ user's own setup (`enrichctl snowflake-setup`) is used and nothing is created.
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from typing import Any
 SOURCE_FOLDER = "_source"
 #: The run prefixes LoadResults reads through the stage (lambdas/load_results/loader.py).
 MIRRORED = ("results", "failed")
+#: The stage's folder under the output directory (or a temporary directory).
+STAGE_FOLDER = "snowflake-stage"
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,31 @@ class LoadTarget:
 class LocalStage:
     """The embedded Snowflake's load tables and `file://` stage(s) over `folder`."""
 
-    def __init__(self, target: LoadTarget, folder: Path) -> None:
+    def __init__(self, target: LoadTarget, folder: Path, *, temporary: bool = False) -> None:
         self.target = target
         self.folder = Path(folder).resolve()
+        #: The folder's parent is a temporary directory of ours (`remove()` deletes it).
+        self.temporary = temporary
+
+    @classmethod
+    def for_functions(
+        cls, environments: Iterable[dict[str, str]], output_dir: Path | None
+    ) -> LocalStage | None:
+        """The stage of the LoadResults function among `environments` (None without one),
+        over `<output_dir>/snowflake-stage/`, or a temporary directory without one."""
+        env = next((e for e in environments if "LOAD_STAGE" in e), None)
+        if env is None:
+            return None
+        target = LoadTarget.from_environment(env)
+        if output_dir is not None:
+            return cls(target, Path(output_dir) / STAGE_FOLDER)
+        base = Path(tempfile.mkdtemp(prefix="enrich-stage-"))
+        return cls(target, base / STAGE_FOLDER, temporary=True)
+
+    def remove(self) -> None:
+        """Delete the temporary directory (an output directory's folder is kept)."""
+        if self.temporary:
+            shutil.rmtree(self.folder.parent, ignore_errors=True)
 
     @property
     def rewrite(self) -> str:
@@ -115,7 +141,10 @@ class LocalStage:
             )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    path = self.folder / obj["Key"].removeprefix("runs/")
+                    path = (self.folder / obj["Key"].removeprefix("runs/")).resolve()
+                    if not path.is_relative_to(self.folder):
+                        # A key with `..` segments would land outside the stage: never copy it.
+                        continue
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
                     copied += 1

@@ -194,3 +194,25 @@ def test_each_local_pipeline_starts_with_empty_load_tables(make_pipeline, seed, 
     assert sent_ids(api) == Counter(values)  # nothing skipped as fresh
     # The same run ID, files at the same stage paths: loaded again into the new tables.
     assert set(state_rows(snowflake)) == set(values)
+
+
+def test_a_retry_run_loads_its_answers_too(make_pipeline, seed, snowflake):
+    values = ids(100, 3_500_000)
+    seed(values)
+    broken = {"on": True}
+    pipeline, _api = make_pipeline(
+        rule=lambda r: 400 if broken["on"] and values[0] in r.ids else None
+    )
+    first = pipeline.run({"run_id": "loop-retry-1"})
+    assert first.error == "BatchesFailed"
+    failed_ids = {i for rec in pipeline.failed_records("loop-retry-1").values() for i in rec["ids"]}
+
+    broken["on"] = False
+    retry = pipeline.run({"run_id": "loop-retry-1-r", "retry_of_run_id": "loop-retry-1"})
+
+    assert retry.status == "SUCCEEDED", (retry.error, retry.cause)
+    (load,) = loads_of(retry)
+    assert load.event["run_id"] == "loop-retry-1-r"
+    assert load.result["ids_ok"] == len(failed_ids)
+    state = state_rows(snowflake)
+    assert {state[i][:2] for i in failed_ids} == {("OK", "loop-retry-1-r")}
