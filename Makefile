@@ -43,8 +43,10 @@ test: setup lint
 synth: setup
 	npx cdk synth --quiet
 
+# Two nights against one embedded Snowflake: night 1 enriches the sample and loads the
+# answers; night 2 sends nothing, every ID being fresh (snowflake.incremental.refreshAfterDays).
 demo: setup
-	$(BIN)/enrichctl local
+	$(BIN)/enrichctl local --nights 2
 
 # Re-run the reliability matrices recording what they observe, then render README's
 # Reliability section from those outcomes (tests/reliability/readme.py).

@@ -6,7 +6,8 @@ Exit codes: 0 the run SUCCEEDED, 1 it FAILED (or crashed), 2 bad usage or config
 
     enrichctl local [--rows N] [--max-concurrency N] [--api-latency-ms MS]
                     [--api-fail-rate P] [--api-fail-status CODE] [--retry-waits real|skip]
-                    [--output-dir DIR] [--snowflake-secret-file PATH] [--api-url URL] [--json]
+                    [--output-dir DIR] [--snowflake-secret-file PATH] [--api-url URL]
+                    [--scheduled-time TIME] [--nights N] [--full] [--refresh-after-days D] [--json]
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ def _run_limit(text: str) -> int:
     value = _positive_int(text)
     if value > MAX_RUN_LIMIT:
         raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_RUN_LIMIT:,} rows")
+    return value
+
+
+def _nights(text: str) -> int:
+    from enrichctl.local_run.runner import MAX_NIGHTS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of nights") from None
+    if not 1 <= value <= MAX_NIGHTS:
+        raise argparse.ArgumentTypeError(f"{value}: use 1 to {MAX_NIGHTS} consecutive nights")
     return value
 
 
@@ -152,7 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
         "does (run ID scheduled-<UTC time>, derived by QueryIds)",
     )
     local.add_argument(
-        "--json", action="store_true", help="print only the final summary as one JSON object"
+        "--nights",
+        type=_nights,
+        default=1,
+        metavar="N",
+        help="run N consecutive nights against the same embedded Snowflake, each with its own "
+        "run ID (1-30, default 1): night 2 pulls only what night 1 left stale",
+    )
+    local.add_argument(
+        "--full",
+        action="store_true",
+        help='the first night ignores the state table (the manual input {"full": true})',
+    )
+    local.add_argument(
+        "--refresh-after-days",
+        type=_positive_int,
+        metavar="D",
+        help="snowflake.incremental.refreshAfterDays for this run (default: cdk.json's; "
+        "null there means every night pulls every ID)",
+    )
+    local.add_argument(
+        "--json",
+        action="store_true",
+        help="print only each night's summary, one JSON object per line",
     )
     local.set_defaults(handler=_cmd_local)
     _add_ops_commands(commands)
@@ -266,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_local(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from enrichctl.local_run.runner import LocalRunError, LocalRunOptions, run_local
+    from enrichctl.local_run.runner import LocalRunError, LocalRunOptions, run_nights
 
     options = LocalRunOptions(
         rows=args.rows,
@@ -279,6 +314,9 @@ def _cmd_local(args: argparse.Namespace) -> int:
         snowflake_secret_file=args.snowflake_secret_file,
         api_url=args.api_url,
         scheduled_time=args.scheduled_time,
+        nights=args.nights,
+        full=args.full,
+        refresh_after_days=args.refresh_after_days,
     )
     try:
         options.validate()  # before any output: bad usage prints one line and nothing else
@@ -287,9 +325,17 @@ def _cmd_local(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     console = Console(file=sys.stdout, highlight=False)
     view = None if args.json else _LocalView(console)
+    stdout = sys.stdout  # the run redirects sys.stdout to lambda.log while it goes
+
+    def on_event(kind: str, value: Any) -> None:
+        if view:
+            view.on_event(kind, value)
+        elif kind == "night_done":  # one line per night as it ends (a long loop streams)
+            print(json.dumps(value.summary()), file=stdout, flush=True)
+
     started = time.monotonic()
     try:
-        report = run_local(options, on_event=view.on_event if view else None)
+        nights = run_nights(options, on_event=on_event)
     except LocalRunError as exc:
         if view:
             view.stop()
@@ -302,10 +348,10 @@ def _cmd_local(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if view:
         view.stop()
-        view.show_report(report, time.monotonic() - started)
-    else:
-        print(json.dumps(report.summary()))
-    return EXIT_SUCCEEDED if report.status == "SUCCEEDED" else EXIT_FAILED
+        view.show_report(nights.last, time.monotonic() - started, nights=nights)
+    # The exit code is the last night's: a loop that heals (night 2 re-pulls what night 1
+    # failed) ends 0, one that breaks on its last night ends 1.
+    return EXIT_SUCCEEDED if nights.last.status == "SUCCEEDED" else EXIT_FAILED
 
 
 class _LocalView:
@@ -328,6 +374,7 @@ class _LocalView:
             redirect_stderr=False,
         )
         self.task: Any = None
+        self.nights = 1
         self.console.print("[bold]enrichctl local[/]: the synthesized state machine, under moto")
 
     def on_event(self, kind: str, value: Any) -> None:
@@ -338,21 +385,86 @@ class _LocalView:
             self.console.print(f"  enrichment  {value['api']}")
         elif kind == "rewrite":
             self.console.print(f"  [yellow]note[/]        {value}")
+        elif kind == "night":
+            night, self.nights = value
+            if self.task is not None:  # the previous night's bar stays, finished
+                self.progress.stop_task(self.task)
+            self.task = None
+            if self.nights > 1:
+                self.console.print(f"[bold]night {night}/{self.nights}[/]")
         elif kind == "progress":
             done, total = value
             if self.task is None:
                 self.progress.start()
                 self.task = self.progress.add_task("batches", total=None)
             self.progress.update(self.task, completed=done, total=total or None)
+        elif kind == "night_done" and self.nights > 1:
+            colour = "green" if value.status == "SUCCEEDED" else "red"
+            self.console.print(
+                f"  [{colour}]{value.status}[/] {value.run_id}: {value.ids} sent, "
+                f"{value.loaded_ids} loaded, {value.skipped_fresh_ids} fresh"
+            )
 
     def stop(self) -> None:
         if self.task is not None:
             self.progress.stop()
 
-    def show_report(self, report: Any, wall_s: float) -> None:
+    def show_nights(self, nights: Any) -> None:
+        """Per night what was sent, loaded and skipped; then rows of the results table."""
         from rich.table import Table
 
-        states = Table(title="States", title_justify="left")
+        if len(nights.reports) > 1:
+            table = Table(
+                title="Nights",
+                title_justify="left",
+                caption="sent: IDs queried and sent; loaded: merged into the state table as "
+                "OK; fresh: left out by the incremental query",
+                caption_justify="left",
+            )
+            for column in ("night", "run ID", "status", "sent", "loaded", "fresh"):
+                table.add_column(
+                    column, justify="left" if column == "run ID" else "right", no_wrap=True
+                )
+            for number, report in enumerate(nights.reports, start=1):
+                colour = "green" if report.status == "SUCCEEDED" else "red"
+                table.add_row(
+                    str(number), report.run_id, f"[{colour}]{report.status}[/]",
+                    str(report.ids), str(report.loaded_ids), str(report.skipped_fresh_ids),
+                )  # fmt: skip
+            self.console.print(table)
+        if nights.results_table is None:
+            return
+        if nights.results_count is None and not nights.results_rows:
+            self.console.print(f"results table {nights.results_table}: not read back "
+                               "(a real Snowflake account)")  # fmt: skip
+            return
+        count = "?" if nights.results_count is None else f"{nights.results_count:,}"
+        rows = Table(
+            title=f"{nights.results_table} in the embedded Snowflake ({count} rows, first "
+            f"{len(nights.results_rows)})",
+            title_justify="left",
+        )
+        for column in ("IMDB_ID", "RUN_ID", "RECORD"):
+            rows.add_column(column, no_wrap=True)
+        for imdb_id, run_id, record in nights.results_rows:
+            # The key and the run in full; the record gets what is left of the width.
+            room = max(20, self.console.width - len(str(imdb_id)) - len(str(run_id)) - 10)
+            text = str(record)
+            rows.add_row(str(imdb_id), str(run_id), text if len(text) <= room else
+                         text[: room - 3] + "...")  # fmt: skip
+        self.console.print(rows)
+
+    def show_report(self, report: Any, wall_s: float, nights: Any = None) -> None:
+        """One run's states and summary (with `nights`: the last night's, then every night
+        and the results table), then one line: how it ended. `enrichctl run --wait` shows
+        a deployed run's report through this too."""
+        from rich.table import Table
+
+        count = len(nights.reports) if nights is not None else 1
+        states = Table(
+            title="States" + (f" (night {count}, run {report.run_id})" if count > 1 else ""),
+            title_justify="left",
+        )
         states.add_column("state")
         states.add_column("status")
         states.add_column("attempts", justify="right")
@@ -368,16 +480,22 @@ class _LocalView:
 
         waits = report.retry_waits
         skipped = sum(1 for w in waits if not w.slept)
-        summary = Table(title="Summary", title_justify="left", show_header=False)
+        summary = Table(
+            title="Summary" + (f" (night {count})" if count > 1 else ""),
+            title_justify="left",
+            show_header=False,
+        )
         summary.add_column("what")
         summary.add_column("value", justify="right")
         summary.add_row("IDs queried (valid, unique)", str(report.ids))
         summary.add_row("invalid IDs (rejected)", str(report.invalid_ids))
         summary.add_row("duplicate IDs (dropped)", str(report.duplicate_ids))
+        summary.add_row("IDs skipped as fresh", str(report.skipped_fresh_ids))
         summary.add_row("batches", str(report.batches))
         summary.add_row("batches enriched", str(report.batches - report.failed_batches))
         summary.add_row("batches failed", str(report.failed_batches))
         summary.add_row("HTTP requests", str(report.http_requests))
+        summary.add_row("IDs loaded into Snowflake (OK)", str(report.loaded_ids))
         summary.add_row("state transitions", str(report.state_transitions))
         summary.add_row(
             "retry waits", f"{len(waits)} ({skipped} skipped, {sum(w.seconds for w in waits):.1f}s)"
@@ -385,8 +503,13 @@ class _LocalView:
         summary.add_row("run duration", f"{report.duration_s:.2f}s")
         summary.add_row("output", str(report.output_dir))
         self.console.print(summary)
+        if nights is not None:
+            self.show_nights(nights)
         colour = "green" if report.status == "SUCCEEDED" else "red"
         line = f"[bold {colour}]{report.status}[/] run {report.run_id} in {wall_s:.1f}s"
+        if count > 1:
+            line = f"[bold {colour}]{report.status}[/] night {count} of {count}, run "
+            line += f"{report.run_id}; {count} nights in {wall_s:.1f}s"
         if report.error:
             line += f": {report.error}"
             if report.cause:

@@ -11,7 +11,15 @@ What one night costs (see `night_usage` for the counts):
   duration at its billed memory (64 MB chunks, rounded up to 100 ms).
 - Lambda: one request per invocation plus GB-seconds at the function's configured memory
   (arm64 price, 1 ms granularity).
-- S3: PUT-class and GET-class requests on the run's objects (storage of a few MB is < $0.01).
+- S3: PUT-class and GET-class requests on the run's objects (storage of a few MB is < $0.01),
+  including one stored answer per enriched batch (`runs/<run_id>/results/<batch_id>.json`)
+  and the GET/LIST requests Snowflake's COPY makes through the stage (the bucket owner pays).
+- LoadResults: one Lambda invocation whose duration is mostly waiting for Snowflake's COPY
+  and MERGEs. That warehouse time is billed by Snowflake in credits, not by AWS: it is only
+  priced with an explicit assumption (`Workload.warehouse_usd_per_hour`, `enrichctl cost
+  --warehouse-usd-per-hour`), never in the AWS total.
+- The incremental pull (`fresh_share`): IDs skipped as fresh are neither batched, sent,
+  stored nor loaded, so every per-batch item shrinks with them.
 - CloudWatch Logs ingestion: the functions' log lines and the state machine's execution log
   (the stack logs level ALL with execution data, so every child writes its events).
 - Fixed per month, whatever the volume: the Snowflake secret, the alarms, custom metrics.
@@ -81,11 +89,16 @@ FUNCTION_MEMORY_MB = {
     "build_url": 512,
     "invoke_enrich": 256,
     "count_failed": 256,
+    "load_results": 512,
 }
 #: Parent (Standard) transitions of a normal night: Route, QueryIds, HasIds?, BuildUrls,
 #: EnrichBatches, CountFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
 #: (measured by `enrichctl bench` from the execution history: 10 on a clean night).
 PARENT_TRANSITIONS = 10
+#: Transitions the LoadResults step adds to a night (its one Task state).
+LOAD_TRANSITIONS = 1
+#: Snowflake bills a warehouse per second with a 60 s minimum each time it resumes.
+WAREHOUSE_MINIMUM_S = 60.0
 #: Express child memory: 50 MB + definition + payload (~1.5 KB a batch), billed in 64 MB.
 EXPRESS_CHILD_MEMORY_MB = 64
 #: A child's duration beyond its Lambda's (Step Functions' own overhead per task).
@@ -103,6 +116,17 @@ class Workload:
 
     ids: int
     ids_per_batch: int = 70
+    #: Share of the queried IDs the incremental pull skips as fresh (0..1): not sent.
+    fresh_share: float = 0.0
+    #: The LoadResults step runs (load.enabled).
+    load: bool = True
+    #: LoadResults' duration: connect + COPY + 2 MERGEs + counts (an assumption for a real
+    #: X-Small warehouse; `enrichctl bench` measures the embedded Snowflake's).
+    load_ms_fixed: float = 3_000.0
+    load_us_per_id: float = 20.0
+    #: Price of Snowflake warehouse time (USD per hour), an assumption of the caller; 0 leaves
+    #: Snowflake out (it is not an AWS cost and is never in the AWS total).
+    warehouse_usd_per_hour: float = 0.0
     batches: int | None = None  # None: ceil(ids / ids_per_batch)
     enrich_ms: float = 1_000.0
     enrich_retries: int = 0
@@ -119,25 +143,43 @@ class Workload:
     child_log_bytes: int = 9_000
     memory_mb: dict[str, int] = field(default_factory=lambda: dict(FUNCTION_MEMORY_MB))
     alarms: int = 7
-    custom_metrics: int = 6
+    #: IdsQueried, InvalidIds, BatchesBuilt, BatchesEnriched, EnrichFailures, IdsLoaded
+    #: (Powertools, one dimension set) + FailedBatches (the state machine's PutMetricData).
+    custom_metrics: int = 7
     secrets: int = 1
+
+    @property
+    def skipped_ids(self) -> int:
+        """IDs the incremental query leaves out as fresh."""
+        return round(self.ids * self.fresh_share)
+
+    @property
+    def sent_ids(self) -> int:
+        """IDs QueryIds returns and the night sends (the stale ones)."""
+        return self.ids - self.skipped_ids
 
     @property
     def batch_count(self) -> int:
         """Batches (= Map children = InvokeEnrich invocations without retries)."""
         if self.batches is not None:
             return self.batches
-        return math.ceil(self.ids / self.ids_per_batch) if self.ids > 0 else 0
+        return math.ceil(self.sent_ids / self.ids_per_batch) if self.sent_ids > 0 else 0
 
     @property
     def query_ms(self) -> float:
-        """QueryIds' duration for this night."""
-        return self.query_ms_fixed + self.query_us_per_id * self.ids / 1000
+        """QueryIds' duration for this night (per returned row: the anti-join runs in
+        Snowflake, the Lambda fetches, cleans and writes only the stale IDs)."""
+        return self.query_ms_fixed + self.query_us_per_id * self.sent_ids / 1000
 
     @property
     def build_ms(self) -> float:
         """BuildUrls' duration for this night."""
-        return self.build_ms_fixed + self.build_us_per_id * self.ids / 1000
+        return self.build_ms_fixed + self.build_us_per_id * self.sent_ids / 1000
+
+    @property
+    def load_ms(self) -> float:
+        """LoadResults' duration for this night (0 when loading is off)."""
+        return self.load_ms_fixed + self.load_us_per_id * self.sent_ids / 1000 if self.load else 0.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +195,9 @@ class Usage:
     s3_get_requests: int
     log_gb: float
     other_requests: dict[str, int]
+    #: Snowflake warehouse seconds of the night (QueryIds + LoadResults, 60 s minimum):
+    #: billed by Snowflake, priced only under `Workload.warehouse_usd_per_hour`.
+    warehouse_s: float = 0.0
 
 
 def express_billed_ms(duration_ms: float, prices: Prices = PRICES) -> int:
@@ -172,7 +217,7 @@ def night_usage(w: Workload) -> Usage:
     """The billable units of one night of workload `w`."""
     batches = w.batch_count
     attempts = batches + w.enrich_retries
-    if w.ids == 0:  # QueryIds finds nothing: HasIds? ends the run quietly
+    if w.sent_ids == 0:  # QueryIds finds nothing (or all fresh): HasIds? ends the run quietly
         query_s = w.query_ms_fixed / 1000
         return Usage(
             sfn_transitions=4,
@@ -184,6 +229,7 @@ def night_usage(w: Workload) -> Usage:
             s3_get_requests=0,
             log_gb=2_000 / 1e9,
             other_requests={"secretsmanager": 1},
+            warehouse_s=max(WAREHOUSE_MINIMUM_S, query_s),
         )
     child_ms = w.enrich_ms + EXPRESS_CHILD_OVERHEAD_MS
     # A retried batch waits inside its child (backoff), billed as child duration too; the
@@ -192,27 +238,47 @@ def night_usage(w: Workload) -> Usage:
         w.enrich_ms
     )
     gb = w.memory_mb
-    ids_json = w.ids * 13  # `"tt01234567",`
+    ids_json = w.sent_ids * 13  # `"tt01234567",`
     batches_json = ids_json * 2 + batches * 120  # IDs twice (list + URL) + keys and base URL
+    lambda_gb_s = {
+        "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
+        "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
+        "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
+        "count_failed": w.count_ms / 1000 * gb["count_failed"] / 1024,
+    }
+    # LoadResults: one invocation, one secret read; Snowflake's COPY lists the run's
+    # results/ and failed/ prefixes (1,000 keys a LIST) and GETs each stored answer.
+    load_gets = batches if w.load else 0
+    load_lists = 2 * max(1, math.ceil(batches / 1000)) if w.load else 0
+    if w.load:
+        lambda_gb_s["load_results"] = w.load_ms / 1000 * gb["load_results"] / 1024
     return Usage(
-        sfn_transitions=w.parent_transitions,
+        sfn_transitions=w.parent_transitions + (LOAD_TRANSITIONS if w.load else 0),
         express_requests=batches,
         express_gb_s=express_ms / 1000 * EXPRESS_CHILD_MEMORY_MB / 1024,
-        # QueryIds, BuildUrls, CountFailedBatches, and one InvokeEnrich per attempt
-        lambda_requests=3 + attempts,
-        lambda_gb_s={
-            "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
-            "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
-            "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
-            "count_failed": w.count_ms / 1000 * gb["count_failed"] / 1024,
-        },
+        # QueryIds, BuildUrls, CountFailedBatches, [LoadResults], one InvokeEnrich per attempt
+        lambda_requests=3 + (1 if w.load else 0) + attempts,
+        lambda_gb_s=lambda_gb_s,
         # claim + ids.json + batches.json + ResultWriter manifest + its result file + the
         # CountFailedBatches LIST (one per 1,000 failed batches; one on a clean night)
-        s3_put_requests=1 + _s3_upload_requests(ids_json) + _s3_upload_requests(batches_json) + 3,
-        # BuildUrls reads ids.json, the Map's ItemReader reads batches.json
-        s3_get_requests=2,
-        log_gb=(attempts * w.enrich_log_bytes + batches * w.child_log_bytes + 20_000) / 1e9,
-        other_requests={"secretsmanager": 1, "put_metric_data": 1},
+        # + one stored answer per enriched batch + the stage's LISTs
+        s3_put_requests=1
+        + _s3_upload_requests(ids_json)
+        + _s3_upload_requests(batches_json)
+        + 3
+        + batches
+        + load_lists,
+        # BuildUrls reads ids.json, the Map's ItemReader reads batches.json, COPY the answers
+        s3_get_requests=2 + load_gets,
+        log_gb=(
+            attempts * w.enrich_log_bytes
+            + batches * w.child_log_bytes
+            + 20_000
+            + (2_000 if w.load else 0)
+        )
+        / 1e9,
+        other_requests={"secretsmanager": 2 if w.load else 1, "put_metric_data": 1},
+        warehouse_s=max(WAREHOUSE_MINIMUM_S, (w.query_ms + w.load_ms) / 1000),
     )
 
 
@@ -235,6 +301,9 @@ class CostReport:
     lines: list[CostLine]
     fixed_month: list[CostLine]
     agent_month: float
+    skipped_fresh_ids: int = 0
+    #: Snowflake warehouse time priced at the caller's assumption (not AWS; not in `night`).
+    snowflake: CostLine | None = None
 
     @property
     def night(self) -> float:
@@ -260,6 +329,7 @@ class CostReport:
         """JSON-ready form (bench results, `enrichctl cost --json`)."""
         return {
             "ids": self.ids,
+            "skipped_fresh_ids": self.skipped_fresh_ids,
             "batches": self.batches,
             "night_usd": self.night,
             "month_variable_usd": self.month_variable,
@@ -268,6 +338,7 @@ class CostReport:
             "agent_month_usd": self.agent_month,
             "lines": [asdict(line) for line in self.lines],
             "fixed": [asdict(line) for line in self.fixed_month],
+            "snowflake_assumed": asdict(self.snowflake) if self.snowflake else None,
             "sources": dict(SOURCES),
         }
 
@@ -275,7 +346,10 @@ class CostReport:
 def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
     """Price one night of `w` and a month of such nights."""
     u = night_usage(w)
-    lambda_gb_s = sum(u.lambda_gb_s.values())
+    load_gb_s = u.lambda_gb_s.get("load_results", 0.0)
+    load_requests = 1 if "load_results" in u.lambda_gb_s else 0
+    lambda_gb_s = sum(u.lambda_gb_s.values()) - load_gb_s
+    lambda_requests = u.lambda_requests - load_requests
     lines = [
         CostLine(
             "Step Functions Standard (parent)",
@@ -292,9 +366,18 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
         ),
         CostLine(
             "Lambda",
-            u.lambda_requests * prices.lambda_per_request + lambda_gb_s * prices.lambda_per_gb_s,
+            lambda_requests * prices.lambda_per_request + lambda_gb_s * prices.lambda_per_gb_s,
             0.0,
-            f"{u.lambda_requests} requests, {lambda_gb_s:.1f} GB-s",
+            f"{lambda_requests} requests, {lambda_gb_s:.1f} GB-s",
+        ),
+        CostLine(
+            "Lambda LoadResults (waits on Snowflake)",
+            load_requests * prices.lambda_per_request + load_gb_s * prices.lambda_per_gb_s,
+            0.0,
+            f"{load_requests} request, {load_gb_s:.1f} GB-s ({w.load_ms / 1000:.0f} s at "
+            f"{w.memory_mb['load_results']} MB)"
+            if load_requests
+            else "loading off",
         ),
         CostLine(
             "S3 requests",
@@ -326,7 +409,18 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
         ),
     ]
     fixed = [replace(line, detail=_fixed_detail(line.service, w)) for line in fixed]
-    return CostReport(w.ids, w.batch_count, lines, fixed, prices.agent_per_month)
+    snowflake = None
+    if w.warehouse_usd_per_hour > 0:
+        night = u.warehouse_s / 3600 * w.warehouse_usd_per_hour
+        snowflake = CostLine(
+            "Snowflake warehouse (assumed, not AWS)",
+            night,
+            night * NIGHTS_PER_MONTH,
+            f"{u.warehouse_s:.0f} s at ${w.warehouse_usd_per_hour:g}/h",
+        )
+    return CostReport(
+        w.ids, w.batch_count, lines, fixed, prices.agent_per_month, w.skipped_ids, snowflake
+    )
 
 
 def _fixed_detail(service: str, w: Workload) -> str:

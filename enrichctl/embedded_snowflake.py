@@ -117,6 +117,11 @@ class EmbeddedSnowflake:
             + self.log_tail()
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs (the bench reads its memory)."""
+        return self._process.pid if self._process is not None else None
+
     def _accepts_connections(self) -> bool:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5):  # type: ignore[arg-type]

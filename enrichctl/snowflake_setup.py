@@ -35,6 +35,7 @@ from stacks.config import (  # noqa: E402
     LoadConfig,
     PipelineConfig,
     load_config,
+    source_stage_name,
     stage_role_arn,
     with_local_placeholders,
 )
@@ -52,11 +53,6 @@ OK, MISSING, UNVERIFIABLE = "OK", "MISSING", "UNVERIFIABLE"
 
 class SetupError(Exception):
     """Something the operator must supply or fix; the message says what and how."""
-
-
-def source_stage_name(stage: str) -> str:
-    """The stage over `load.source` (the API's own result files), beside the runs stage."""
-    return f"{stage}_SOURCE"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ DEFAULTS: dict[str, Any] = {
             "maxDelaySeconds": 300,
         },
         "incremental": {
-            "refreshAfterDays": None,
+            # On with loading: a night re-sends only what is stale (README "The loop").
+            "refreshAfterDays": 30,
         },
     },
     "enrichment": {
@@ -70,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
         "snowflakeIamUserArn": None,
         "externalId": None,
         "roleName": "imdb-enrichment-snowflake-stage",
+        "timeoutSeconds": 600,
     },
     "workflow": {
         "timeoutMinutes": 360,
@@ -302,6 +304,29 @@ class LoadConfig:
     snowflake_iam_user_arn: str | None
     external_id: str | None
     role_name: str
+    #: LoadResults' Lambda timeout: COPY and the MERGEs of a large night run in Snowflake.
+    timeout_seconds: int = 600
+
+    @property
+    def source_stage(self) -> str | None:
+        """The stage over `source` (`<stage>_SOURCE`), when `source` is set."""
+        return source_stage_name(self.stage) if self.source else None
+
+    @property
+    def login_timeout_s(self) -> int:
+        """Connector login timeout: a tenth of the Lambda's time, at most 30 s."""
+        return min(30, self.timeout_seconds // 10)
+
+    @property
+    def statement_timeout_s(self) -> int:
+        """Per-statement timeout: two thirds of the Lambda's, so a stuck COPY or MERGE
+        ends with Snowflake's error before Lambda kills the function."""
+        return self.timeout_seconds * 2 // 3
+
+    @property
+    def network_timeout_s(self) -> int:
+        """Per-request network timeout, never longer than the statement timeout."""
+        return min(120, self.statement_timeout_s)
 
     @property
     def source_bucket(self) -> str | None:
@@ -652,12 +677,10 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
     if refresh is not None:
         refresh = c.integer("snowflake.incremental.refreshAfterDays", 1, 3650)
         if c.get("load.enabled") is False:
-            c.fail(
-                "snowflake.incremental.refreshAfterDays",
-                refresh,
-                "needs load.enabled=true (the state table it reads is kept by the load step)",
-                "set load.enabled=true, or refreshAfterDays=null to query every ID each night",
-            )
+            # The state table it reads is kept by the load step: without loading there is
+            # no state, so every night queries every ID (README documents it). Not an error,
+            # so `load.enabled=false` alone turns loading off (the first deploy does).
+            refresh = None
     snowflake = dataclasses.replace(snowflake, refresh_after_days=refresh)
 
     config = PipelineConfig(
@@ -712,6 +735,8 @@ def _check_load(c: _Checker) -> LoadConfig:
         role_name=c.string(
             "load.roleName", _ROLE_NAME, "use an IAM role name (1-64 of letters, digits, _+=,.@-)"
         ),
+        # Lambda's limit is 900 s; 60 s is the least a COPY + two MERGEs can count on.
+        timeout_seconds=c.integer("load.timeoutSeconds", 60, 900),
     )
     if load.enabled:
         missing = [
@@ -728,6 +753,11 @@ def _check_load(c: _Checker) -> LoadConfig:
                 + SETUP_HINT
             )
     return load
+
+
+def source_stage_name(stage: str) -> str:
+    """The stage over `load.source` (the API's own result files), beside the runs stage."""
+    return f"{stage}_SOURCE"
 
 
 def stage_role_arn(account: str, role_name: str, partition: str = "aws") -> str:

@@ -38,7 +38,8 @@ class StepSpec:
 
 
 class PipelineFunctions(Construct):
-    """QueryIds, BuildUrls, InvokeEnrich and CountFailedBatches.
+    """QueryIds, BuildUrls, InvokeEnrich, CountFailedBatches and (with `load.enabled`)
+    LoadResults.
 
     Handlers are `<step>.handler.lambda_handler`.
     """
@@ -62,25 +63,31 @@ class PipelineFunctions(Construct):
         }
         sf = config.snowflake
         en = config.enrichment
+        load = config.load
 
         # Snowflake's client timeouts are derived from the Lambda timeout (see config.py),
         # so the connector gives up with a clear error before Lambda kills the function.
+        query_env = {
+            **common,
+            "SNOWFLAKE_SECRET_NAME": sf.secret_name,
+            "SNOWFLAKE_QUERY": sf.query,
+            "SNOWFLAKE_ID_COLUMN": sf.id_column,
+            "SNOWFLAKE_LOGIN_TIMEOUT_S": str(sf.login_timeout_s),
+            "SNOWFLAKE_NETWORK_TIMEOUT_S": str(sf.network_timeout_s),
+            "SNOWFLAKE_STATEMENT_TIMEOUT_S": str(sf.statement_timeout_s),
+            "FETCH_BATCH_SIZE": str(sf.fetch_batch_size),
+        }
+        if sf.refresh_after_days is not None:
+            # The incremental pull: only IDs the state table (kept by LoadResults) calls stale.
+            query_env["SNOWFLAKE_REFRESH_AFTER_DAYS"] = str(sf.refresh_after_days)
+            query_env["LOAD_STATE_TABLE"] = load.state_table
         self.query_ids = self._function(
             "QueryIds",
             StepSpec(
                 "query_ids",
                 memory_mb=1024,  # the connector and row streaming want CPU more than memory
                 timeout_s=sf.timeout_seconds,
-                environment={
-                    **common,
-                    "SNOWFLAKE_SECRET_NAME": sf.secret_name,
-                    "SNOWFLAKE_QUERY": sf.query,
-                    "SNOWFLAKE_ID_COLUMN": sf.id_column,
-                    "SNOWFLAKE_LOGIN_TIMEOUT_S": str(sf.login_timeout_s),
-                    "SNOWFLAKE_NETWORK_TIMEOUT_S": str(sf.network_timeout_s),
-                    "SNOWFLAKE_STATEMENT_TIMEOUT_S": str(sf.statement_timeout_s),
-                    "FETCH_BATCH_SIZE": str(sf.fetch_batch_size),
-                },
+                environment=query_env,
             ),
         )
         self.build_url = self._function(
@@ -120,12 +127,41 @@ class PipelineFunctions(Construct):
                 "count_failed", memory_mb=256, timeout_s=COUNT_FAILED_TIMEOUT_S, environment=common
             ),
         )
+        self.load_results: lambda_.Function | None = None
+        if load.enabled:
+            load_env = {
+                **common,
+                "SNOWFLAKE_SECRET_NAME": sf.secret_name,
+                "SNOWFLAKE_LOGIN_TIMEOUT_S": str(load.login_timeout_s),
+                "SNOWFLAKE_NETWORK_TIMEOUT_S": str(load.network_timeout_s),
+                "SNOWFLAKE_STATEMENT_TIMEOUT_S": str(load.statement_timeout_s),
+                "LOAD_STAGE": load.stage,
+                "LOAD_LANDING_TABLE": load.landing_table,
+                "LOAD_RESULTS_TABLE": load.results_table,
+                "LOAD_STATE_TABLE": load.state_table,
+                "LOAD_RECORDS_PATH": load.records_path,
+                "LOAD_ID_FIELD": load.id_field,
+            }
+            if load.source_stage:
+                # Named as `enrichctl snowflake-setup` creates it (stacks.config).
+                load_env["LOAD_SOURCE_STAGE"] = load.source_stage
+            self.load_results = self._function(
+                "LoadResults",
+                StepSpec(
+                    "load_results",
+                    # COPY and the MERGEs run in Snowflake: the connector is all it holds.
+                    memory_mb=512,
+                    timeout_s=load.timeout_seconds,
+                    environment=load_env,
+                ),
+            )
         self._grant_permissions()
 
     @property
     def all(self) -> list[lambda_.Function]:
         """Every function, in pipeline order."""
-        return [self.query_ids, self.build_url, self.invoke_enrich, self.count_failed]
+        functions = [self.query_ids, self.build_url, self.invoke_enrich, self.count_failed]
+        return functions + ([self.load_results] if self.load_results else [])
 
     def _function(self, name: str, spec: StepSpec) -> lambda_.Function:
         log_group = logs.LogGroup(
@@ -172,6 +208,10 @@ class PipelineFunctions(Construct):
             self, "SnowflakeSecret", self._config.snowflake.secret_name
         )
         snowflake_secret.grant_read(self.query_ids)
+        if self.load_results:
+            # Its only grant: Snowflake reads the run's objects through the stage (the
+            # storage integration's role, stacks/snowflake_stage.py), never this function.
+            snowflake_secret.grant_read(self.load_results)
         # QueryIds claims the run (claim.json, conditional put) and writes the clean IDs.
         self.query_ids.add_to_role_policy(
             iam.PolicyStatement(

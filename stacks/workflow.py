@@ -9,14 +9,17 @@
                                        dry run / no batches --> DryRunOrNoBatches
                                        otherwise --> EnrichBatches (Distributed Map)
                                                       InvokeEnrich --Catch--> RecordFailedBatch
-                                     CountFailedBatches -> PublishFailedBatches
+                                     CountFailedBatches -> LoadResults (load.enabled)
+                                     -> PublishFailedBatches
                                      -> AnyBatchFailed (Choice) --> BatchesFailed (Fail)
                                                                 `-> AllBatchesEnriched
 
 After BuildUrls the state is the BuildResult: `$.run_id`, `$.dry_run`, `$.batches_key`,
 `$.batch_count`, `$.ids_count`. The map's result is discarded (ResultWriter keeps it in S3),
 so `$.run_id` is still there for the steps after the map; CountFailedBatches adds
-`$.failed` (`{"count", "prefix"}`, an exact count at any size).
+`$.failed` (`{"count", "prefix"}`, an exact count at any size) and LoadResults `$.loaded`
+(its counts). A normal run and a retry run (retry_of_run_id) go through the same map, so
+both load their answers and failure records before the outcome is decided.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from stacks.storage import MAP_RESULTS_PREFIX
 
 #: Error names (Lambda errorType = exception class name, see lambdas/enrich_shared/errors.py).
 SNOWFLAKE_RETRYABLE = "SnowflakeUnavailableError"
+#: LoadResult's counts, kept at `$.loaded` (lambdas/enrich_shared/models.py LoadResult).
+LOADED_FIELDS = ("files_loaded", "results_merged", "state_merged", "ids_ok", "ids_failed")
 ENRICH_RETRYABLE = "RetryableEnrichError"
 #: What LambdaInvoke's retry_on_service_exceptions retries (the Lambda service's own errors).
 LAMBDA_SERVICE_ERRORS = (
@@ -247,7 +252,10 @@ class PipelineWorkflow(Construct):
             .otherwise(sfn.Succeed(self, "AllBatchesEnriched"))
         )
         # The steps after the map, in order; the run's outcome (AnyBatchFailed) comes last.
-        after_map: list[sfn.TaskStateBase] = [count_failed, publish_failed]
+        after_map: list[sfn.TaskStateBase] = [count_failed]
+        if functions.load_results is not None:
+            after_map.append(self._load_results(functions.load_results))
+        after_map.append(publish_failed)
         chain = sfn.Chain.start(enrich_batches)
         for step in after_map:
             chain = chain.next(step)
@@ -334,6 +342,33 @@ class PipelineWorkflow(Construct):
         self.state_machine.node.add_dependency(self.policy)
 
     # ------------------------------------------------------------------ helpers
+
+    def _load_results(self, function: lambda_.Function) -> tasks.LambdaInvoke:
+        """LoadResults: the run's answers and failure records into Snowflake.
+
+        Before the outcome, so a night with failed batches still records every ID's state
+        (FAILED ones are re-pulled by the next incremental query). Only Snowflake being
+        unreachable is retried (with snowflake.retry's backoff, like QueryIds), besides the
+        Lambda service's own errors; anything else fails the execution with its error. Every
+        statement is idempotent per run, so the recovery is a redrive of the execution.
+        """
+        load = self._lambda_task(
+            "LoadResults",
+            function,
+            sfn.TaskInput.from_object(
+                {
+                    "run_id": sfn.JsonPath.string_at("$.run_id"),
+                    # The run's start time: when its failed IDs were attempted.
+                    "started_at": sfn.JsonPath.string_at("$$.Execution.StartTime"),
+                }
+            ),
+            result_selector={
+                name: sfn.JsonPath.number_at(f"$.Payload.{name}") for name in LOADED_FIELDS
+            },
+            result_path="$.loaded",
+        )
+        load.add_retry(errors=[SNOWFLAKE_RETRYABLE], **_retry_props(self._config.snowflake.retry))
+        return load
 
     def _lambda_task(
         self,

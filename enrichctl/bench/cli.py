@@ -41,18 +41,56 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ids-per-batch", type=int, default=70, metavar="N", help="IDs per request (default 70)"
     )
+    parser.add_argument(
+        "--fresh-share",
+        type=_fresh_share,
+        default=0.0,
+        metavar="P",
+        help="share of the IDs the incremental pull skips as fresh (0..1, default 0): "
+        "fewer batches, requests, children and stored answers",
+    )
+    parser.add_argument(
+        "--no-load", action="store_true", help="price a stack with load.enabled=false"
+    )
+    parser.add_argument(
+        "--warehouse-usd-per-hour",
+        type=float,
+        default=0.0,
+        metavar="USD",
+        help="also show the Snowflake warehouse time of QueryIds + LoadResults at this price "
+        "(an assumption: Snowflake bills it, not AWS; default 0 = not shown)",
+    )
     parser.add_argument("--json", action="store_true", help="print the model as JSON")
+
+
+def _fresh_share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must be a share between 0 and 1 (0.95 = 95 %)")
+    return value
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
     """Print the modelled AWS bill of `--ids` IDs a night beside the EC2 agent."""
-    if args.ids_per_batch < 1 or args.enrich_ms < 0:
+    if args.ids_per_batch < 1 or args.enrich_ms < 0 or args.warehouse_usd_per_hour < 0:
         print(
-            "enrichctl cost: error: --ids-per-batch must be >= 1, --enrich-ms >= 0", file=sys.stderr
+            "enrichctl cost: error: --ids-per-batch must be >= 1, --enrich-ms and "
+            "--warehouse-usd-per-hour >= 0",
+            file=sys.stderr,
         )
         return 2
     report = estimate(
-        Workload(ids=args.ids, ids_per_batch=args.ids_per_batch, enrich_ms=args.enrich_ms)
+        Workload(
+            ids=args.ids,
+            ids_per_batch=args.ids_per_batch,
+            enrich_ms=args.enrich_ms,
+            fresh_share=args.fresh_share,
+            load=not args.no_load,
+            warehouse_usd_per_hour=args.warehouse_usd_per_hour,
+        )
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -60,8 +98,13 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    fresh = (
+        f", {report.skipped_fresh_ids:,} skipped as fresh ({args.fresh_share:.0%})"
+        if report.skipped_fresh_ids
+        else ""
+    )
     table = Table(
-        title=f"{report.ids:,} IDs a night = {report.batches:,} batches "
+        title=f"{report.ids:,} IDs a night{fresh} = {report.batches:,} batches "
         f"(API answers in {args.enrich_ms:.0f} ms)",
         title_justify="left",
     )
@@ -80,6 +123,17 @@ def cmd_cost(args: argparse.Namespace) -> int:
     table.add_row("EC2 t2.micro agent (replaced)", "730 h x $0.0116", "", usd(report.agent_month))
     console = Console(highlight=False)
     console.print(table)
+    if report.snowflake:
+        line = report.snowflake
+        console.print(
+            f"{line.service}: {line.detail} = {usd(line.night)} a night, {usd(line.month)} a "
+            "month (your price assumption; billed by Snowflake, not in the AWS total)"
+        )
+    else:
+        console.print(
+            "Not AWS, not in the total: the Snowflake warehouse time of QueryIds and "
+            "LoadResults (price it with --warehouse-usd-per-hour)."
+        )
     console.print("Prices and sources: enrichctl/cost.py (us-east-1 list prices, no free tier).")
     return 0
 
@@ -120,6 +174,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cold-start", action="store_true", help="skip import times/bundles")
     parser.add_argument("--no-bundles", action="store_true", help="skip bundle sizes")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument(
+        "--no-load-step", action="store_true", help="skip the LoadResults measurement"
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -142,6 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         cold_start=not args.no_cold_start,
         bundles=not args.no_bundles,
         plot=not args.no_plot,
+        load=not args.no_load_step,
     )
     try:
         results = run_bench(options, echo=lambda text: console.print(f"[dim]{text}[/]"))
@@ -158,6 +216,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for row in results["_rows"]:
         table.add_row(*table_cells(row))
     console.print(table)
+    _print_load_step(console, results["raw"])
     _print_cold_start(console, results["cold_start"])
     for row in results["_rows"]:
         for note in row.notes:
@@ -166,6 +225,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f", plot: {results['png_path']}" if results.get("png_path") else ""
     ))  # fmt: skip
     return 0
+
+
+def _print_load_step(console: Any, raw: list[dict[str, Any]]) -> None:
+    loads = [entry["load"] for entry in raw if entry.get("load")]
+    if not loads:
+        return
+    from rich.table import Table
+
+    table = Table(
+        title="LoadResults alone (embedded Snowflake = DuckDB: how the SQL scales here, "
+        "not a warehouse's time)",
+        title_justify="left",
+    )
+    for column in ("IDs", "files", "load s", "rerun s", "Python peak RSS MB",
+                   "fakesnow peak RSS MB", "IDs OK"):  # fmt: skip
+        table.add_column(column, justify="right")
+    for load in loads:
+        server = load.get("server_rss_peak_mb")
+        table.add_row(
+            f"{load['ids']:,}", f"{load['first']['files_loaded']:,}", f"{load['duration_s']:.1f}",
+            f"{load['rerun_s']:.1f}", f"{load['rss_peak_mb']:.0f}",
+            "-" if server is None else f"{server:.0f}", f"{load['first']['ids_ok']:,}",
+        )  # fmt: skip
+    console.print(table)
 
 
 def _print_cold_start(console: Any, cold: dict[str, Any]) -> None:

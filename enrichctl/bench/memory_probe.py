@@ -84,6 +84,8 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
         LocalPipeline(
             template,
             snowflake_secret=request["snowflake_secret"],
+            # QueryIds' incremental pull reads the state table created with the stage.
+            embedded_snowflake=request["snowflake_secret"],
             api_base_url="http://127.0.0.1:9/lamba-tmdb",  # never called here
             log_stream=devnull,
         ) as pipeline,

@@ -6,7 +6,10 @@ For each size it seeds the embedded Snowflake with that many synthetic rows, the
 2. runs the whole synthesized state machine under moto against the local API at a fixed
    latency (skipped above `--full-run-max-rows`: the table then says "not run"), timing the
    run and splitting its CPU between our handlers, the local API and the rest (moto);
-3. prices the night with `enrichctl.cost`, from the counts and durations it measured.
+3. prices the night with `enrichctl.cost`, from the counts and durations it measured;
+4. measures the LoadResults step alone at that many IDs (`load_probe`: COPY + MERGEs of
+   ceil(N / 70) stored answers from a `file://` stage, duration and peak memory of the Python
+   side and of the fakesnow server).
 Then the cold start (import time of each handler in a fresh interpreter, unzipped bundle
 sizes), a JSON file of everything under `bench-results/`, and a PNG plot.
 """
@@ -54,6 +57,8 @@ class BenchOptions:
     cold_start: bool = True
     bundles: bool = True
     plot: bool = True
+    #: Measure the LoadResults step at each size (`load_probe`).
+    load: bool = True
     timeout_s: float = 3600.0
     notes: list[str] = field(default_factory=list)
 
@@ -132,6 +137,7 @@ def _full_run(
             LocalPipeline(
                 template,
                 snowflake_secret=secret,
+                embedded_snowflake=secret,
                 api_base_url=api.base_url,
                 log_stream=devnull,
                 api_request_count=lambda: api.request_count,
@@ -259,6 +265,12 @@ def bench_size(
             f"state machine not run above {options.full_run_max_rows:,} rows "
             "(--full-run-max-rows); QueryIds and BuildUrls measured, Map counts from BuildUrls"
         )
+    if options.load:
+        from enrichctl.bench.load_probe import measure_load
+
+        echo(f"  {rows:>9,} rows: LoadResults alone (COPY + MERGEs, {rows:,} IDs)")
+        with tempfile.TemporaryDirectory(prefix="bench-load-") as workdir:
+            raw["load"] = measure_load(snow, rows, Path(workdir))
     cost = _cost(row, counts, run, options.latency_ms)
     row.cost_night_usd = cost["night_usd"]
     row.cost_month_usd = cost["month_usd"]

@@ -362,6 +362,18 @@ class _EnvironmentGate:
                     self._cond.notify_all()
 
 
+def error_envelope(exc: BaseException, response_headers: dict[str, Any]) -> bytes:
+    """What Lambda answers for an unhandled exception (and its function-error header)."""
+    response_headers["x-amz-function-error"] = "Unhandled"
+    return json.dumps(
+        {
+            "errorType": type(exc).__name__,
+            "errorMessage": str(exc),
+            "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+        }
+    ).encode()
+
+
 class LocalLambdaRuntime:
     """Runs registered functions in-process and records every invocation."""
 
@@ -372,6 +384,11 @@ class LocalLambdaRuntime:
         self._gate = _EnvironmentGate()
         #: Called after each invocation (e.g. to advance a progress bar).
         self.listeners: list[Callable[[Invocation], None]] = []
+        #: Called with (function, event) when the state machine invokes a function, before
+        #: `invoke` (so outside the invocation: e.g. what a local service needs, such as the
+        #: stage files Snowflake reads on AWS); an exception fails that attempt like the
+        #: handler's would. Direct `invoke()` calls do not run them.
+        self.before_invoke: list[Callable[[LocalFunction, Any], None]] = []
         for function in functions or []:
             self.register(function)
 
@@ -406,20 +423,28 @@ class LocalLambdaRuntime:
         except Exception as exc:  # every handler failure becomes Lambda's envelope
             record.error_type = type(exc).__name__
             record.error_message = str(exc)
-            response_headers["x-amz-function-error"] = "Unhandled"
-            payload = json.dumps(
-                {
-                    "errorType": type(exc).__name__,
-                    "errorMessage": str(exc),
-                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
-                }
-            ).encode()
+            payload = error_envelope(exc, response_headers)
         record.ended = time.monotonic()
         with self._lock:
             self.invocations.append(record)
         for listener in list(self.listeners):
             listener(record)
         return payload
+
+    def run_before_hooks(
+        self, function: LocalFunction, body: Any, response_headers: dict[str, Any]
+    ) -> bytes | None:
+        """Run `before_invoke`; None when they passed, else Lambda's error envelope."""
+        if not self.before_invoke:
+            return None
+        raw = body.decode() if isinstance(body, bytes) else body
+        try:
+            event = json.loads(raw) if raw else {}
+            for hook in list(self.before_invoke):
+                hook(function, event)
+        except Exception as exc:
+            return error_envelope(exc, response_headers)
+        return None
 
     def invocations_of(self, name: str) -> list[Invocation]:
         """Invocations of function `name`, in completion order."""
@@ -545,7 +570,8 @@ def local_aws(
             return original_invoke(
                 backend, function_name, qualifier, body, headers, response_headers
             )
-        return runtime.invoke(function, body, response_headers)
+        failed = runtime.run_before_hooks(function, body, response_headers)
+        return failed if failed is not None else runtime.invoke(function, body, response_headers)
 
     recorder = _RetryRecorder(retry_waits)
     threads = _ThreadFailureRecorder()

@@ -22,7 +22,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,13 @@ from enrichctl.local_run.moto_hooks import (
     ThreadFailure,
     local_aws,
 )
+from enrichctl.local_run.stage import LocalStage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 DEFAULT_OUTPUT_DIR = Path("enrich-output")
-#: Keys of the `--json` summary, in order (contract with issue 4 and `enrichctl` users).
+#: Keys of the `--json` summary of a night, in order (contract with issue 4 and `enrichctl`
+#: users; issue 11 added the last two: what the night loaded and what it skipped as fresh).
 SUMMARY_KEYS = (
     "status",
     "ids",
@@ -51,7 +53,13 @@ SUMMARY_KEYS = (
     "state_transitions",
     "duration_s",
     "output_dir",
+    "loaded_ids",
+    "skipped_fresh_ids",
 )
+#: `enrichctl local --nights N`: at most a month of nights against one embedded Snowflake.
+MAX_NIGHTS = 30
+#: Rows of the results table `enrichctl local` reads back after the last night.
+RESULTS_SAMPLE_ROWS = 5
 #: Applied to every local function: no X-Ray daemon here.
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 #: A fake key for the local API (never a real secret).
@@ -105,6 +113,10 @@ class RunReport:
     output: Any = None
     #: Traceback of the thread failure that stopped the run (error INTERNAL_ERROR), if any.
     internal_error: str | None = None
+    #: IDs LoadResults recorded in the state table as OK for this run (its `ids_ok`).
+    loaded_ids: int = 0
+    #: IDs the incremental query left out because they were enriched recently (QueryIds).
+    skipped_fresh_ids: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The one-object summary printed by `--json` (exactly SUMMARY_KEYS)."""
@@ -118,6 +130,8 @@ class RunReport:
             "state_transitions": self.state_transitions,
             "duration_s": round(self.duration_s, 2),
             "output_dir": self.output_dir,
+            "loaded_ids": self.loaded_ids,
+            "skipped_fresh_ids": self.skipped_fresh_ids,
         }
         return {key: values[key] for key in SUMMARY_KEYS}
 
@@ -159,6 +173,12 @@ class LocalPipeline:
         log_stream: where handler logs and metrics go (None: leave them on stdout).
         api_request_count: returns how many HTTP requests the enrichment API saw so far
             (None: count InvokeEnrich attempts instead, e.g. for a real API).
+        embedded_snowflake: the embedded Snowflake's secret (or a function returning it,
+            called on entering: the server may still be starting). With a LoadResults function,
+            the pipeline creates there (fresh, on entering) the load tables and a `file://`
+            stage over `<output_dir or a temp dir>/snowflake-stage/`, and mirrors each run's
+            results/ and failed/ objects into it before LoadResults (enrichctl/local_run/
+            stage.py). None: a real account, whose own setup is used as is.
     """
 
     def __init__(
@@ -172,6 +192,7 @@ class LocalPipeline:
         log_stream: Any = None,
         api_request_count: Callable[[], int] | None = None,
         output_dir: Path | None = None,
+        embedded_snowflake: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.names = LocalNames()
         self.local: LocalDefinition = local_definition(template, self.names)
@@ -193,6 +214,14 @@ class LocalPipeline:
         #: execution ARN -> how many thread failures had been recorded when it started.
         self._failures_before: dict[str, int] = {}
         self.runtime.listeners.append(self._watch_build_result)
+        self.embedded_snowflake = embedded_snowflake
+        self.stage: LocalStage | None = None
+        if embedded_snowflake is not None:
+            envs = (f.environment for f in self.local.functions.values())
+            self.stage = LocalStage.for_functions(envs, output_dir)
+        if self.stage is not None:
+            self.local.rewrites.append(self.stage.rewrite)
+            self.runtime.before_invoke.append(self._mirror_for_load)
 
     def _watch_build_result(self, call: Invocation) -> None:
         build = self.functions.get("build_url")
@@ -221,9 +250,14 @@ class LocalPipeline:
             )
             self.functions[_step_of(function) or spec.name] = function
             self.runtime.register(function)
+        if self.stage is not None:
+            self._stack.callback(self.stage.remove)
         self.aws = self._stack.enter_context(local_aws(self.runtime, self.retry_waits_mode))
         try:
             self._create_resources()
+            if self.stage is not None and self.embedded_snowflake is not None:
+                secret = self.embedded_snowflake
+                self.stage.prepare(secret() if callable(secret) else secret)
         except Exception:
             self._stack.close()
             raise
@@ -231,6 +265,16 @@ class LocalPipeline:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
+
+    def _mirror_for_load(self, function: LocalFunction, event: Any) -> None:
+        """Before LoadResults: the run's objects into the stage's folder (see stage.py)."""
+        if self.stage is None or _step_of(function) != "load_results":
+            return
+        import boto3
+
+        run_id = event.get("run_id") if isinstance(event, dict) else None
+        if isinstance(run_id, str) and run_id:
+            self.stage.mirror(boto3.client("s3"), self.bucket, run_id)
 
     def _create_resources(self) -> None:
         import boto3
@@ -283,8 +327,11 @@ class LocalPipeline:
             ) from exc
 
     def set_snowflake_secret(self, value: dict[str, Any]) -> None:
-        """Store the Snowflake secret under the name QueryIds reads (SNOWFLAKE_SECRET_NAME)."""
+        """Store the Snowflake secret under the name QueryIds and LoadResults read
+        (SNOWFLAKE_SECRET_NAME). The in-process functions see it at their next invocation:
+        Powertools' secret cache (5 minutes in a warm Lambda) is cleared."""
         import boto3
+        from aws_lambda_powertools.utilities import parameters
 
         self.snowflake_secret = value
         secrets = boto3.client("secretsmanager")
@@ -292,6 +339,7 @@ class LocalPipeline:
             name = function.environment.get("SNOWFLAKE_SECRET_NAME")
             if name:
                 self._put_secret(secrets, name, value)
+        parameters.clear_caches()
 
     @staticmethod
     def _put_secret(client: Any, name: str, value: Any) -> None:
@@ -495,6 +543,9 @@ class LocalPipeline:
             return {}
 
         query, build = last_result("query_ids"), last_result("build_url")
+        # The LoadResults step's result (`$.loaded` in the state machine; the last successful
+        # call, i.e. after the retry map's load when there is one).
+        load = last_result("load_results")
         failed = self.failed_records(run_id) if run_id else {}
         enrich = self.functions.get("invoke_enrich")
         enrich_calls = [c for c in invocations if enrich and c.function == enrich.name]
@@ -524,6 +575,8 @@ class LocalPipeline:
             history=events,
             output=json.loads(output) if output else None,
             internal_error=described.get("internal_error"),
+            loaded_ids=int(load.get("ids_ok", 0) or 0),
+            skipped_fresh_ids=int(query.get("skipped_fresh_ids", 0) or 0),
         )
 
 
@@ -637,6 +690,12 @@ class LocalRunOptions:
     timeout_s: float = 600.0
     #: Start with the schedule's input for this time instead of a manual run's.
     scheduled_time: str | None = None
+    #: Consecutive nights (executions) against the same Snowflake, bucket and API.
+    nights: int = 1
+    #: The first night ignores the state table (the manual input `{"full": true}`).
+    full: bool = False
+    #: `snowflake.incremental.refreshAfterDays` for this run (None: as in cdk.json).
+    refresh_after_days: int | None = None
 
     def validate(self) -> None:
         """Raise `LocalRunError` with the fix for the first bad value."""
@@ -652,6 +711,12 @@ class LocalRunOptions:
             raise LocalRunError(
                 f"--api-fail-status {self.api_fail_status}: use an HTTP error status (400-599)"
             )
+        if not 1 <= self.nights <= MAX_NIGHTS:
+            raise LocalRunError(f"--nights {self.nights}: use 1 to {MAX_NIGHTS} consecutive nights")
+        if self.refresh_after_days is not None and not 1 <= self.refresh_after_days <= 3650:
+            raise LocalRunError(
+                f"--refresh-after-days {self.refresh_after_days}: use 1 to 3650 days"
+            )
         if self.retry_waits not in ("skip", "real"):
             raise LocalRunError(f"--retry-waits {self.retry_waits}: use 'real' or 'skip'")
         if self.api_url is not None and not re.match(r"^https?://[^/\s]+", self.api_url):
@@ -666,18 +731,34 @@ class LocalRunOptions:
                     "zone, e.g. 2026-11-25T02:00:00Z"
                 )
 
-    def run_input(self) -> dict[str, Any]:
-        """The execution input: the schedule's shape with --scheduled-time, else a manual run."""
+    def run_input(self, night: int = 1) -> dict[str, Any]:
+        """The execution input of night `night` (1-based): the schedule's shape with
+        --scheduled-time (one day later each night), else a manual run with its own ID.
+        --full adds `"full": true` to the first night only."""
+        run_input: dict[str, Any]
         if self.scheduled_time is not None:
             # What EventBridge Scheduler sends (stacks/schedule.py): the pipeline derives the ID.
-            return {"trigger": "schedule", "scheduled_time": self.scheduled_time}
-        return {"run_id": self.run_id or default_run_id(), "trigger": "manual"}
+            when = self.scheduled_time
+            if night > 1:
+                start = datetime.fromisoformat(self.scheduled_time.replace("Z", "+00:00"))
+                when = (start + timedelta(days=night - 1)).isoformat()
+            run_input = {"trigger": "schedule", "scheduled_time": when}
+        else:
+            run_id = self.run_id or default_run_id()
+            if self.run_id and night > 1:
+                run_id = f"{self.run_id}-night{night}"
+            run_input = {"run_id": run_id, "trigger": "manual"}
+        if self.full and night == 1:
+            run_input["full"] = True
+        return run_input
 
     def context_overrides(self) -> dict[str, Any]:
         """CDK context that shapes the synthesized template (only what the flags change)."""
         overrides: dict[str, Any] = {}
         if self.max_concurrency is not None:
             overrides["pipeline.enrichment.maxConcurrency"] = self.max_concurrency
+        if self.refresh_after_days is not None:
+            overrides["pipeline.snowflake.incremental.refreshAfterDays"] = self.refresh_after_days
         return overrides
 
 
@@ -750,16 +831,46 @@ def _prepare_output_dir(output_dir: Path) -> None:
         shutil.rmtree(output_dir / sub, ignore_errors=True)
 
 
+@dataclass
+class LocalNights:
+    """What `enrichctl local` ran: one report per night, and the results table read back."""
+
+    reports: list[RunReport]
+    #: The results table's name (LoadResults' LOAD_RESULTS_TABLE); None when loading is off.
+    results_table: str | None = None
+    #: Its row count and first rows (IMDB_ID, RUN_ID, RECORD as text), read back from the
+    #: embedded Snowflake after the last night; None when not read (a real account, no table).
+    results_count: int | None = None
+    results_rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @property
+    def last(self) -> RunReport:
+        """The last night's report (its status is the exit code)."""
+        return self.reports[-1]
+
+
 def run_local(
     options: LocalRunOptions,
     *,
     template: dict[str, Any] | None = None,
     on_event: Callable[[str, Any], None] | None = None,
 ) -> RunReport:
-    """What `enrichctl local` does; returns the report of its one execution.
+    """`run_nights`, returning the last night's report (one night unless options.nights)."""
+    return run_nights(options, template=template, on_event=on_event).last
+
+
+def run_nights(
+    options: LocalRunOptions,
+    *,
+    template: dict[str, Any] | None = None,
+    on_event: Callable[[str, Any], None] | None = None,
+) -> LocalNights:
+    """What `enrichctl local` does: `options.nights` consecutive executions against one
+    embedded Snowflake, one moto and one API, each night with its own run ID.
 
     `on_event(kind, value)` receives "template" (where it came from), "rewrite" (each
-    definition rewrite), "services" (dict), "progress" ((done, total)) as the run goes.
+    definition rewrite), "services" (dict), "night" ((night, nights)) before a night,
+    "progress" ((done, total)) during it and "night_done" (its RunReport) after it.
     """
     from enrichctl.local_api import LocalEnrichApi
     from enrichctl.local_run.template import SynthError, load_template
@@ -778,7 +889,7 @@ def run_local(
 
     with contextlib.ExitStack() as stack:
         # The embedded Snowflake starts and seeds (~2-3 s) while moto and the API come up.
-        snowflake_job = _start_snowflake(options, stack)
+        snowflake_job, embedded = _start_snowflake(options, stack)
 
         # Local enrichment API (unless a real one is given).
         api: Any = None
@@ -808,6 +919,10 @@ def run_local(
             log_stream=log_file,
             api_request_count=(lambda: api.request_count) if api is not None else None,
             output_dir=output_dir,
+            # A real account (--snowflake-secret-file) keeps its own stage and tables.
+            embedded_snowflake=None
+            if options.snowflake_secret_file is not None
+            else (lambda: snowflake_job()[0]),
         )
         for rewrite in pipeline.local.rewrites:
             emit("rewrite", rewrite)
@@ -816,14 +931,49 @@ def run_local(
         secret, snowflake_desc = snowflake_job()
         pipeline.set_snowflake_secret(secret)
         emit("services", {"snowflake": snowflake_desc, "api": api_desc})
-        report = pipeline.run(
-            options.run_input(),
-            timeout_s=options.timeout_s,
-            on_progress=lambda done, total: emit("progress", (done, total)),
+        reports: list[RunReport] = []
+        for night in range(1, options.nights + 1):
+            emit("night", (night, options.nights))
+            report = pipeline.run(
+                options.run_input(night),
+                timeout_s=options.timeout_s,
+                on_progress=lambda done, total: emit("progress", (done, total)),
+            )
+            pipeline.export_run(report.run_id, output_dir / "s3")
+            reports.append(report)
+            emit("night_done", report)
+        nights = LocalNights(reports, results_table=_results_table(pipeline))
+        if embedded is not None and nights.results_table:
+            _read_back_results(embedded, nights)
+    _write_run_files(nights.last, output_dir)
+    (output_dir / "nights.json").write_text(
+        json.dumps([r.summary() for r in reports], indent=2) + "\n"
+    )
+    return nights
+
+
+def _results_table(pipeline: LocalPipeline) -> str | None:
+    """The results table LoadResults merges into (None when the stack does not load)."""
+    load = pipeline.functions.get("load_results")
+    return load.environment.get("LOAD_RESULTS_TABLE", "ENRICH_RESULTS") if load else None
+
+
+def _read_back_results(snowflake: Any, nights: LocalNights) -> None:
+    """Count the results table and keep its first rows, as a data engineer would check."""
+    table = nights.results_table  # validated by the stack's config: a plain identifier
+    if "." not in table:  # as LoadResults resolves it: in the secret's database and schema
+        secret = snowflake.secret()
+        table = f"{secret['database']}.{secret['schema']}.{table}"
+    try:
+        count_sql = f"SELECT COUNT(*) FROM {table}"  # noqa: S608
+        nights.results_count = int(snowflake.execute(count_sql)[0][0])
+        nights.results_rows = snowflake.execute(
+            f"SELECT IMDB_ID, RUN_ID, TO_VARCHAR(RECORD) FROM {table} "  # noqa: S608
+            f"ORDER BY IMDB_ID LIMIT {RESULTS_SAMPLE_ROWS}"
         )
-        pipeline.export_run(report.run_id, output_dir / "s3")
-    _write_run_files(report, output_dir)
-    return report
+    except Exception as exc:  # the nights ran; a missing table is reported, not raised
+        nights.results_count = None
+        nights.results_rows = [("-", "-", f"not readable: {type(exc).__name__}")]
 
 
 def _local_api_key(template: dict[str, Any]) -> tuple[str, str] | None:
@@ -836,10 +986,11 @@ def _local_api_key(template: dict[str, Any]) -> tuple[str, str] | None:
 
 def _start_snowflake(
     options: LocalRunOptions, stack: contextlib.ExitStack
-) -> Callable[[], tuple[dict[str, Any], str]]:
+) -> tuple[Callable[[], tuple[dict[str, Any], str]], Any]:
     """Start (in a thread) the embedded Snowflake, or read a real account's secret.
 
-    Returns a function that waits for it and gives (secret JSON, description).
+    Returns a function that waits for it and gives (secret JSON, description), and the
+    embedded server (None for a real account).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -848,7 +999,7 @@ def _start_snowflake(
     if options.snowflake_secret_file is not None:
         secret = read_secret_file(options.snowflake_secret_file)
         desc = f"Snowflake account {secret.get('account')} (from {options.snowflake_secret_file})"
-        return lambda: (secret, desc)
+        return (lambda: (secret, desc)), None
 
     snow = EmbeddedSnowflake()
 
@@ -877,7 +1028,7 @@ def _start_snowflake(
         except EmbeddedSnowflakeError as exc:
             raise LocalRunError(str(exc).splitlines()[0]) from exc
 
-    return result
+    return result, snow
 
 
 def _write_run_files(report: RunReport, output_dir: Path) -> None:

@@ -123,6 +123,9 @@ class Counts:
     batches: int | None = None
     failed_batches: int | None = None
     dry_run: bool = False
+    #: QueryIds' IDs left out as fresh; LoadResults' IDs recorded OK (`$.loaded.ids_ok`).
+    skipped_fresh_ids: int | None = None
+    loaded_ids: int | None = None
 
     def absorb(self, payload: Any) -> None:
         """Take what a step's input/output tells (QueryResult, BuildResult, judged state)."""
@@ -133,6 +136,7 @@ class Counts:
             ("invalid_ids", "invalid_count"),
             ("duplicate_ids", "duplicate_count"),
             ("batches", "batch_count"),
+            ("skipped_fresh_ids", "skipped_fresh_ids"),
         ):
             if getattr(self, attr) is None and isinstance(payload.get(key), int):
                 setattr(self, attr, payload[key])
@@ -143,6 +147,13 @@ class Counts:
             and isinstance(failed.get("count"), int)
         ):
             self.failed_batches = failed["count"]
+        loaded = payload.get("loaded")
+        if (
+            self.loaded_ids is None
+            and isinstance(loaded, dict)
+            and isinstance(loaded.get("ids_ok"), int)
+        ):
+            self.loaded_ids = loaded["ids_ok"]
         self.dry_run = self.dry_run or payload.get("dry_run") is True
 
 
@@ -368,6 +379,8 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
         states=rows,
         history=events,
         output=_loads(described.get("output")),
+        loaded_ids=counts.loaded_ids or 0,
+        skipped_fresh_ids=counts.skipped_fresh_ids or 0,
     )
     return RunDetail(facts, report, state_errors(events), maps, failed, started)
 

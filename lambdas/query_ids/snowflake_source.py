@@ -88,14 +88,23 @@ def limited_query(query: str, limit: int | None) -> tuple[str, tuple[int, ...]]:
     return f"SELECT * FROM ({query}) LIMIT ?", (limit,)  # noqa: S608
 
 
+#: The whitespace the anti-join removes before comparing: what `clean_id`'s str.strip()
+#: removes from an ID in practice (blank, tab, LF, VT, FF, CR). Snowflake's TRIM() strips
+#: only blanks by default, and a row whose ID is not recognised as fresh is re-sent every
+#: night. TRANSLATE (delete these characters) rather than TRIM(x, chars), which fakesnow
+#: 0.12 gets wrong; it also deletes inner whitespace, which only matters for a value the
+#: cleaner rejects: it is then counted as fresh instead of invalid (and sent in neither case).
+SQL_WHITESPACE = "' ' || CHR(9) || CHR(10) || CHR(11) || CHR(12) || CHR(13)"
+
+
 def incremental_query(
     query: str, id_column: str, state_table: str, refresh_after_days: int
 ) -> tuple[str, tuple[int, ...]]:
     """Wrap `query` so Snowflake returns only the rows whose ID needs enriching.
 
-    A row is left out ("fresh") when its trimmed ID is in `state_table` with LAST_STATUS
-    'OK' and LAST_ENRICHED_AT within `refresh_after_days` (bound). Every returned row
-    carries SKIPPED_COLUMN, the number of distinct fresh IDs, computed in the same
+    A row is left out ("fresh") when its ID without SQL_WHITESPACE is in `state_table`
+    with LAST_STATUS 'OK' and LAST_ENRICHED_AT within `refresh_after_days` (bound). Every
+    returned row carries SKIPPED_COLUMN, the number of distinct fresh IDs, computed in the same
     statement. When every ID is fresh, one marker row is returned whose ROW_MARKER_COLUMN
     is NULL (all other columns NULL too), so the count still arrives; `iter_column` drops
     it. The stale rows are not held back by the count: they stream with `fetchmany`.
@@ -106,6 +115,7 @@ def incremental_query(
             f"SNOWFLAKE_ID_COLUMN={id_column!r} must be a column name, not a qualified name"
         )
     table = object_name(state_table, "load.stateTable (LOAD_STATE_TABLE)")
+    source_id = f"TRANSLATE(TO_VARCHAR(ENRICH__SOURCE.{column}), {SQL_WHITESPACE}, '')"
     # Query and names are the operator's configuration (validated); the age is bound.
     sql = f"""WITH ENRICH__SOURCE AS ({_strip(query)}),
 ENRICH__JUDGED AS (
@@ -115,7 +125,7 @@ ENRICH__JUDGED AS (
                 THEN ENRICH__STATE.IMDB_ID END AS ENRICH__FRESH_ID
     FROM ENRICH__SOURCE
     LEFT JOIN {table} AS ENRICH__STATE
-      ON ENRICH__STATE.IMDB_ID = TRIM(TO_VARCHAR(ENRICH__SOURCE.{column}))
+      ON ENRICH__STATE.IMDB_ID = {source_id}
 ),
 ENRICH__COUNTED AS (
     SELECT COUNT(DISTINCT ENRICH__FRESH_ID) AS {SKIPPED_COLUMN} FROM ENRICH__JUDGED

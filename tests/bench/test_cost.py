@@ -1,7 +1,9 @@
 """The cost model: prices, counts and arithmetic that the README's cost table relies on."""
 
 import ast
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,12 +44,19 @@ def test_design_prices():
 def test_function_memory_matches_the_stack():
     # stacks/functions.py is the source of truth; importing it would pull in CDK, so read it.
     tree = ast.parse((REPO / "stacks" / "functions.py").read_text())
+    constants = {  # module-level NAME = <int> (e.g. LOAD_RESULTS_MEMORY_MB = 512)
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+    }
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StepSpec":
             step = node.args[0].value
-            memory = next(k.value.value for k in node.keywords if k.arg == "memory_mb")
-            found[step] = memory
+            value = next(k.value for k in node.keywords if k.arg == "memory_mb")
+            found[step] = value.value if isinstance(value, ast.Constant) else constants[value.id]
     assert found == FUNCTION_MEMORY_MB
 
 
@@ -66,8 +75,8 @@ def test_express_duration_rounds_up_to_100_ms(ms, billed):
 def test_one_night_counts():
     usage = night_usage(Workload(ids=700, enrich_ms=250))
     assert usage.express_requests == 10
-    # QueryIds + BuildUrls + CountFailedBatches + one InvokeEnrich per batch
-    assert usage.lambda_requests == 13
+    # QueryIds + BuildUrls + CountFailedBatches + LoadResults + one InvokeEnrich per batch
+    assert usage.lambda_requests == 14
     # 10 children x 300 ms billed (250 + 50 overhead) at 64 MB
     assert usage.express_gb_s == pytest.approx(10 * 0.3 * 64 / 1024)
     assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(10 * 0.25 * 256 / 1024)
@@ -94,9 +103,13 @@ def test_totals_add_up():
     assert report.to_dict()["agent_month_usd"] == pytest.approx(PRICES.agent_per_month)
 
 
-def test_cost_grows_with_ids_but_a_million_stays_below_the_agent():
+def test_cost_grows_with_ids_and_a_mostly_fresh_million_stays_below_the_agent():
     small, big = estimate(Workload(70)), estimate(Workload(1_000_000))
-    assert small.month < big.month < PRICES.agent_per_month
+    incremental = estimate(Workload(1_000_000, fresh_share=0.95))
+    assert small.month < incremental.month < big.month
+    # Re-sending every ID every night no longer beats the agent once each batch's answer is
+    # stored (one S3 PUT a batch); pulling only the stale IDs does, by far.
+    assert incremental.month < PRICES.agent_per_month
     assert math.isclose(small.month_fixed, big.month_fixed)
 
 
@@ -132,3 +145,75 @@ def build_parser_exit(argv):
     from enrichctl.cli import main
 
     return main(argv)
+
+
+# --------------------------------------------------------------------------- closing the loop
+def test_each_enriched_batch_stores_one_answer_and_copy_reads_it():
+    small, big = Workload(7_000), Workload(14_000)  # both well below multipart uploads
+    extra_batches = big.batch_count - small.batch_count
+    # InvokeEnrich stores one answer per enriched batch (loading on or off)
+    assert night_usage(big).s3_put_requests - night_usage(small).s3_put_requests == extra_batches
+    with_load, without = night_usage(small), night_usage(replace(small, load=False))
+    # COPY lists results/ and failed/ (1,000 keys a LIST) and GETs every stored answer
+    assert with_load.s3_put_requests - without.s3_put_requests == 2
+    assert with_load.s3_get_requests - without.s3_get_requests == small.batch_count
+
+
+def test_load_results_is_one_invocation_billed_at_its_memory():
+    w = Workload(140_000, load_ms_fixed=2_000, load_us_per_id=10)
+    usage, without = night_usage(w), night_usage(replace(w, load=False))
+    assert usage.lambda_requests == without.lambda_requests + 1
+    seconds = (w.load_ms_fixed + w.load_us_per_id * w.ids / 1000) / 1000
+    assert usage.lambda_gb_s["load_results"] == pytest.approx(
+        seconds * FUNCTION_MEMORY_MB["load_results"] / 1024
+    )
+    line = next(x for x in estimate(w).lines if x.service.startswith("Lambda LoadResults"))
+    assert line.night == pytest.approx(
+        PRICES.lambda_per_request + usage.lambda_gb_s["load_results"] * PRICES.lambda_per_gb_s
+    )
+
+
+def test_snowflake_warehouse_time_is_never_in_the_aws_total():
+    plain = estimate(Workload(1_000_000))
+    priced = estimate(Workload(1_000_000, warehouse_usd_per_hour=3.0))
+    assert plain.snowflake is None
+    assert priced.night == pytest.approx(plain.night)
+    usage = night_usage(Workload(1_000_000))
+    assert priced.snowflake.night == pytest.approx(usage.warehouse_s / 3600 * 3.0)
+
+
+def test_warehouse_time_has_snowflakes_60_second_minimum():
+    assert night_usage(Workload(70, load_ms_fixed=100, query_ms_fixed=100)).warehouse_s == 60
+
+
+@pytest.mark.parametrize("share", [0.5, 0.95, 1.0])
+def test_fresh_ids_are_not_batched_sent_stored_or_loaded(share):
+    ids = 1_000_000
+    w = Workload(ids, fresh_share=share)
+    stale = ids - round(ids * share)
+    assert w.sent_ids == stale
+    assert w.batch_count == math.ceil(stale / w.ids_per_batch)
+    assert night_usage(w).express_requests == w.batch_count
+    assert night_usage(w).lambda_gb_s.get("load_results", 0.0) == pytest.approx(
+        (w.load_ms_fixed + w.load_us_per_id * stale / 1000) / 1000 * 512 / 1024 if stale else 0.0
+    )
+    # Exactly the night of a table holding only the stale IDs, except the count it reports.
+    assert night_usage(w) == night_usage(Workload(stale))
+    assert estimate(w).skipped_fresh_ids == ids - stale
+
+
+def test_a_mostly_fresh_night_costs_a_fraction():
+    full, fresh = estimate(Workload(1_000_000)), estimate(Workload(1_000_000, fresh_share=0.95))
+    assert fresh.batches == math.ceil(50_000 / 70)
+    assert fresh.night < full.night * 0.1
+
+
+def test_cli_cost_fresh_share(capsys):
+    args = build_parser().parse_args(
+        ["cost", "--ids", "1000000", "--fresh-share", "0.95", "--json"]
+    )
+    assert cmd_cost(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["skipped_fresh_ids"] == 950_000
+    assert out["batches"] == math.ceil(50_000 / 70)
+    assert build_parser_exit(["cost", "--ids", "10", "--fresh-share", "1.5"]) == 2

@@ -23,7 +23,10 @@ STEPS = {
     "BuildUrls": "build_url",
     "InvokeEnrich": "invoke_enrich",
     "CountFailedBatches": "count_failed",
+    "LoadResults": "load_results",
 }
+#: The steps that talk to Snowflake (their bundles carry the connector).
+CONNECTOR_STEPS = {"query_ids", "load_results"}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 #: The run claim (lambdas/query_ids/claim.py) writes with S3 conditional put.
 SDK_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath"}
@@ -61,7 +64,7 @@ def asset_dirs(outdir: Path, template: dict) -> dict[str, Path]:
 
 @pytest.mark.bundling
 @pytest.mark.slow
-def test_bundles_carry_their_code_and_only_query_ids_carries_the_connector(
+def test_bundles_carry_their_code_and_only_snowflake_steps_carry_the_connector(
     tmp_path: Path,
 ) -> None:
     _, stack, assembly = synth_app(bundle=True, outdir=str(tmp_path))
@@ -82,14 +85,15 @@ def test_bundles_carry_their_code_and_only_query_ids_carries_the_connector(
         assert not list(path.rglob("__pycache__")), step
         assert size < LAMBDA_UNZIPPED_LIMIT, step
         has_connector = (path / "snowflake" / "connector").is_dir()
-        assert has_connector == (step == "query_ids"), step
+        assert has_connector == (step in CONNECTOR_STEPS), step
     assert put_object_has_if_none_match(bundles["query_ids"])
     # Only the step's own package is in its bundle, beside the shared one.
     assert not (bundles["build_url"] / "query_ids").exists()
     assert not (bundles["query_ids"] / "invoke_enrich").exists()
     # The connector's native parts are Linux aarch64 builds for CPython 3.12.
-    natives = [p.name for p in (bundles["query_ids"] / "snowflake").rglob("*.so")]
-    assert natives and all("aarch64" in n or "abi3" in n for n in natives), natives
+    for step in CONNECTOR_STEPS:
+        natives = [p.name for p in (bundles[step] / "snowflake").rglob("*.so")]
+        assert natives and all("aarch64" in n or "abi3" in n for n in natives), (step, natives)
 
 
 def test_pip_targets_lambda_arm64_python_312_binary_wheels_only(tmp_path: Path) -> None:

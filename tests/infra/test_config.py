@@ -279,7 +279,9 @@ def test_load_defaults() -> None:
     )
     assert (load.records_path, load.id_field, load.source) == ("records", "imdb_id", None)
     assert load.role_name == "imdb-enrichment-snowflake-stage"
-    assert config_with().snowflake.refresh_after_days is None
+    assert load.timeout_seconds == 600
+    # The incremental pull is on by default with loading: a night re-sends only stale IDs.
+    assert config_with().snowflake.refresh_after_days == 30
 
 
 def test_load_values_that_are_accepted() -> None:
@@ -316,6 +318,8 @@ def test_load_values_that_are_accepted() -> None:
         ("load__roleName", "x" * 65, "IAM role name"),
         ("snowflake__incremental__refreshAfterDays", 0, "from 1 to 3650"),
         ("snowflake__incremental__refreshAfterDays", "seven", "from 1 to 3650"),
+        ("load__timeoutSeconds", 901, "from 60 to 900"),
+        ("load__timeoutSeconds", "ten", "from 60 to 900"),
     ],
 )
 def test_bad_load_values_name_key_value_and_fix(key: str, value: Any, fix: str) -> None:
@@ -324,6 +328,10 @@ def test_bad_load_values_name_key_value_and_fix(key: str, value: Any, fix: str) 
     assert "fix:" in message and fix in message
 
 
-def test_incremental_needs_loading() -> None:
-    message = error_of(load__enabled=False, snowflake__incremental__refreshAfterDays=3)
-    assert "pipeline.snowflake.incremental.refreshAfterDays=3 needs load.enabled=true" in message
+def test_loading_off_turns_the_incremental_pull_off() -> None:
+    # No state is kept without loading, so there is nothing to be incremental against;
+    # `load.enabled=false` alone must be a valid configuration (the first deploy uses it).
+    config = config_with(load__enabled=False, snowflake__incremental__refreshAfterDays=3)
+    assert config.load.enabled is False
+    assert config.snowflake.refresh_after_days is None
+    assert config_with(load__enabled=False).snowflake.refresh_after_days is None

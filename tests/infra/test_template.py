@@ -14,7 +14,8 @@ from stacks.synth import cdk_json_context
 from tests.infra.conftest import all_states, one, resources
 
 CONFIG = load_config(with_local_placeholders(cdk_json_context()))
-LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich", "CountFailedBatches")
+LAMBDA_TASKS = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich", "CountFailedBatches",
+                "LoadResults")  # fmt: skip
 #: Lambda tasks whose whole result replaces the state (the others add to it at a path).
 RESULT_IS_STATE = ("QueryIds", "BuildUrls", "BuildRetryBatches", "InvokeEnrich")
 SDK_TASKS = ("RecordFailedBatch", "PublishFailedBatches")
@@ -64,6 +65,7 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
         "InvokeEnrich",
         "RecordFailedBatch",
         "CountFailedBatches",
+        "LoadResults",
         "PublishFailedBatches",
         "AnyBatchFailed",
         "BatchesFailed",
@@ -82,7 +84,10 @@ def test_state_names_and_flow(definition: dict[str, Any]) -> None:
     assert map_catch["ErrorEquals"] == ["States.ALL"]
     assert map_catch["Next"] == "FailureRecordIncomplete"
     assert states["FailureRecordIncomplete"]["Type"] == "Fail"
-    assert states["CountFailedBatches"]["Next"] == "PublishFailedBatches"
+    # The run's answers and failure records reach Snowflake before its outcome is decided,
+    # on the one path after the map (a retry run's map is the same map).
+    assert states["CountFailedBatches"]["Next"] == "LoadResults"
+    assert states["LoadResults"]["Next"] == "PublishFailedBatches"
     assert states["PublishFailedBatches"]["Next"] == "AnyBatchFailed"
     assert states["AnyBatchFailed"]["Choices"][0]["Next"] == "BatchesFailed"
     assert states["AnyBatchFailed"]["Default"] == "AllBatchesEnriched"
@@ -134,6 +139,7 @@ def test_retryable_errors_back_off_with_full_jitter_from_config(definition: dict
                      "Lambda.TooManyRequestsException"]  # fmt: skip
     for state_name, errors, retry in (
         ("QueryIds", ["SnowflakeUnavailableError"], CONFIG.snowflake.retry),
+        ("LoadResults", ["SnowflakeUnavailableError"], CONFIG.snowflake.retry),
         # One retrier for all that InvokeEnrich retries: its attempts are bounded once.
         ("InvokeEnrich", ["RetryableEnrichError", *lambda_errors], CONFIG.enrichment.retry),
     ):
@@ -317,7 +323,12 @@ def function_props(template: dict[str, Any], name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("name", "step"),
-    [("QueryIds", "query_ids"), ("BuildUrls", "build_url"), ("InvokeEnrich", "invoke_enrich")],
+    [
+        ("QueryIds", "query_ids"),
+        ("BuildUrls", "build_url"),
+        ("InvokeEnrich", "invoke_enrich"),
+        ("LoadResults", "load_results"),
+    ],
 )
 def test_functions_runtime_arch_tracing_logs(template: dict, name: str, step: str) -> None:
     fn = function_props(template, name)
@@ -335,7 +346,12 @@ def test_function_environments_match_the_contract(template: dict[str, Any]) -> N
     expected = {
         "QueryIds": common | {"SNOWFLAKE_SECRET_NAME", "SNOWFLAKE_QUERY", "SNOWFLAKE_ID_COLUMN",
                               "SNOWFLAKE_LOGIN_TIMEOUT_S", "SNOWFLAKE_NETWORK_TIMEOUT_S",
-                              "SNOWFLAKE_STATEMENT_TIMEOUT_S", "FETCH_BATCH_SIZE"},
+                              "SNOWFLAKE_STATEMENT_TIMEOUT_S", "FETCH_BATCH_SIZE",
+                              "SNOWFLAKE_REFRESH_AFTER_DAYS", "LOAD_STATE_TABLE"},
+        "LoadResults": common | {"SNOWFLAKE_SECRET_NAME", "SNOWFLAKE_LOGIN_TIMEOUT_S",
+                                 "SNOWFLAKE_NETWORK_TIMEOUT_S", "SNOWFLAKE_STATEMENT_TIMEOUT_S",
+                                 "LOAD_STAGE", "LOAD_LANDING_TABLE", "LOAD_RESULTS_TABLE",
+                                 "LOAD_STATE_TABLE", "LOAD_RECORDS_PATH", "LOAD_ID_FIELD"},
         "BuildUrls": common | {"ENRICH_BASE_URL", "MAX_IDS_PER_REQUEST", "MAX_URL_LENGTH"},
         "InvokeEnrich": common | {"HTTP_CONNECT_TIMEOUT_S", "HTTP_READ_TIMEOUT_S",
                                   "API_KEY_HEADER"},
@@ -351,6 +367,17 @@ def test_function_environments_match_the_contract(template: dict[str, Any]) -> N
     assert int(env["SNOWFLAKE_LOGIN_TIMEOUT_S"]) < qi["Timeout"]
     assert int(env["SNOWFLAKE_NETWORK_TIMEOUT_S"]) < qi["Timeout"]
     assert int(env["SNOWFLAKE_STATEMENT_TIMEOUT_S"]) < qi["Timeout"]
+    # The incremental pull is on by default with loading (cdk.json): a night re-sends only
+    # what is stale, read from the state table LoadResults keeps.
+    assert env["SNOWFLAKE_REFRESH_AFTER_DAYS"] == str(CONFIG.snowflake.refresh_after_days)
+    assert env["LOAD_STATE_TABLE"] == CONFIG.load.state_table
+    lr = function_props(template, "LoadResults")
+    env = lr["Environment"]["Variables"]
+    assert lr["Timeout"] == CONFIG.load.timeout_seconds == 600
+    for key in ("LOGIN", "NETWORK", "STATEMENT"):
+        assert int(env[f"SNOWFLAKE_{key}_TIMEOUT_S"]) < lr["Timeout"], key
+    assert env["SNOWFLAKE_SECRET_NAME"] == CONFIG.snowflake.secret_name
+    assert (env["LOAD_STAGE"], env["LOAD_STATE_TABLE"]) == (CONFIG.load.stage, "ENRICH_STATE")
     ie = function_props(template, "InvokeEnrich")
     env = ie["Environment"]["Variables"]
     assert int(env["HTTP_CONNECT_TIMEOUT_S"]) + int(env["HTTP_READ_TIMEOUT_S"]) < ie["Timeout"]
@@ -362,9 +389,9 @@ def test_function_environments_match_the_contract(template: dict[str, Any]) -> N
 def test_each_function_has_its_own_role_without_managed_policies(template: dict) -> None:
     roles = {
         function_props(template, n)["Role"]["Fn::GetAtt"][0]
-        for n in ("QueryIds", "BuildUrls", "InvokeEnrich")
+        for n in ("QueryIds", "BuildUrls", "InvokeEnrich", "CountFailedBatches", "LoadResults")
     }
-    assert len(roles) == 3
+    assert len(roles) == 5
     for role in roles:
         assert "ManagedPolicyArns" not in template["Resources"][role]["Properties"]
 
@@ -419,6 +446,61 @@ def test_invoke_enrich_role_may_only_write_results(template: dict[str, Any]) -> 
     assert [_bucket_key(r) for r in g["s3:PutObject"]] == ["/runs/*/results/*"]
 
 
+def test_load_results_role_reads_only_the_snowflake_secret(template: dict[str, Any]) -> None:
+    # Snowflake reads the run's objects through its stage (the storage integration's
+    # role), so LoadResults itself needs no S3 access at all.
+    g = grants(template, "FunctionsLoadResultsRoleDefaultPolicy")
+    assert set(g) == {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords",
+                      "xray:PutTraceSegments", "secretsmanager:DescribeSecret",
+                      "secretsmanager:GetSecretValue"}  # fmt: skip
+    (secret,) = g["secretsmanager:GetSecretValue"]
+    assert f"secret:{CONFIG.snowflake.secret_name}-??????" in secret
+    logs_group = function_props(template, "LoadResults")["LoggingConfig"]["LogGroup"]["Ref"]
+    assert logs_group.startswith("FunctionsLoadResultsLogs")
+    assert [json.loads(r)["Fn::GetAtt"][0] for r in g["logs:PutLogEvents"]] == [logs_group]
+
+
+def test_load_results_task_payload_result_and_timeout(definition: dict[str, Any]) -> None:
+    state = all_states(definition)["LoadResults"]
+    assert state["Parameters"]["Payload"] == {
+        "run_id.$": "$.run_id",
+        "started_at.$": "$$.Execution.StartTime",
+    }
+    assert state["ResultPath"] == "$.loaded"
+    assert set(state["ResultSelector"]) == {
+        f"{k}.$" for k in ("files_loaded", "results_merged", "state_merged", "ids_ok", "ids_failed")
+    }
+    # Fits a large night: the function's configured time plus the task margin.
+    assert CONFIG.load.timeout_seconds < state["TimeoutSeconds"] <= 900 + 60
+    # No Catch: a load that still fails fails the execution (recovery: a redrive).
+    assert "Catch" not in state
+    retried = [e for r in state["Retry"] for e in r["ErrorEquals"]]
+    assert [e for e in retried if not e.startswith("Lambda.")] == ["SnowflakeUnavailableError"]
+
+
+def test_without_loading_the_definition_has_no_load_step() -> None:
+    from stacks.synth import resolve_definition, state_machine_definition, synth_template
+
+    # load.enabled=false alone: the incremental pull goes off with it (no state to read).
+    template = synth_template({"pipeline.load.enabled": False})
+    states = all_states(resolve_definition(state_machine_definition(template)))
+    assert "LoadResults" not in states
+    assert states["CountFailedBatches"]["Next"] == "PublishFailedBatches"
+    assert not [k for k in resources(template, "AWS::Lambda::Function") if "LoadResults" in k]
+    qi = function_props(template, "QueryIds")["Environment"]["Variables"]
+    assert "SNOWFLAKE_REFRESH_AFTER_DAYS" not in qi and "LOAD_STATE_TABLE" not in qi
+
+
+def test_load_source_adds_the_source_stage_named_as_snowflake_setup_creates_it() -> None:
+    from enrichctl.snowflake_setup import source_stage_name
+    from stacks.synth import synth_template
+
+    template = synth_template({"pipeline.load.source": "s3://partner-results/imdb/out/"})
+    env = function_props(template, "LoadResults")["Environment"]["Variables"]
+    assert env["LOAD_SOURCE_STAGE"] == source_stage_name(CONFIG.load.stage)
+    assert env["LOAD_SOURCE_STAGE"] == "ENRICH_RUNS_STAGE_SOURCE"
+
+
 def test_wildcard_resources_only_where_no_resource_can_be_named(template: dict) -> None:
     unscoped = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                 "xray:GetSamplingTargets", "cloudwatch:PutMetricData", "logs:CreateLogDelivery",
@@ -449,7 +531,7 @@ def test_state_machine_role(template: dict[str, Any]) -> None:
     assert actions_of(invoke) == ["lambda:InvokeFunction"]
     assert sorted(r["Fn::GetAtt"][0][: -8] for r in invoke["Resource"]) == [
         "FunctionsBuildUrls", "FunctionsCountFailedBatches", "FunctionsInvokeEnrich",
-        "FunctionsQueryIds"]  # fmt: skip
+        "FunctionsLoadResults", "FunctionsQueryIds"]  # fmt: skip
     assert [_bucket_key(r) for r in resources_of(st["ReadBatchLists"])] == ["/runs/*/batches.json"]
     assert actions_of(st["ReadBatchLists"]) == ["s3:GetObject"]
     assert [_bucket_key(r) for r in resources_of(st["WriteFailureRecords"])] == ["/runs/*/failed/*"]

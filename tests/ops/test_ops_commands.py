@@ -35,6 +35,9 @@ def test_run_wait_starts_a_named_manual_run_and_ends_with_the_local_summary(depl
     assert "States" in out and "Summary" in out
     assert re.search(r"IDs queried \(valid, unique\)\s+│\s+80", out)
     assert re.search(r"batches failed\s+│\s+0", out)
+    # What LoadResults recorded ($.loaded.ids_ok) and what the incremental query skipped.
+    assert re.search(r"IDs loaded into Snowflake \(OK\)\s+│\s+80", out)
+    assert re.search(r"IDs skipped as fresh\s+│\s+0", out)
     assert f"SUCCEEDED run {name}" in out
     assert sorted(i for r in env.api.requests for i in r.ids) == IDS
 

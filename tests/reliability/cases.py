@@ -65,6 +65,11 @@ FAULTS: tuple[Case, ...] = (
         "every query's cursor dies after 50 rows (connector OperationalError; mocked)",
     ),
     Case(
+        "snowflake-down-load",
+        "Snowflake down at LoadResults (after the map)",
+        "Snowflake secret switched to a closed port once the map is done; login timeout 1 s",
+    ),
+    Case(
         "s3-batches-denied",
         "S3 write failure: batch list",
         "moto S3 refuses PutObject of runs/*/batches.json (AccessDenied)",

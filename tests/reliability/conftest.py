@@ -59,6 +59,8 @@ def make_pipeline(
                 env_overrides=env,
                 api_request_count=lambda: api.request_count,
                 output_dir=tmp_path,
+                # LoadResults' tables and file:// stage, fresh for this pipeline.
+                embedded_snowflake=snowflake.secret(),
             )
             if before_enter is not None:
                 before_enter(pipeline)

@@ -134,6 +134,20 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
             ),
         ],
     ),
+    "FunctionsLoadResultsRole": (
+        "lambda.amazonaws.com",
+        [
+            *_function_basics("LoadResults"),
+            Grant(
+                ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
+                "arn:{AWS::Partition}:secretsmanager:{AWS::Region}:{AWS::AccountId}:secret:"
+                "imdb-enrichment/snowflake-??????",
+                "connect to Snowflake with the pipeline's secret, its only grant: Snowflake "
+                "reads the run's objects through its stage (the storage integration's role), "
+                "so the function needs no S3 access",
+            ),
+        ],
+    ),
     "WorkflowRole": (
         "states.amazonaws.com",
         [
@@ -141,6 +155,11 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
                 ("lambda:InvokeFunction",),
                 "{FunctionsCountFailedBatches.Arn}",
                 "the CountFailedBatches task after the map",
+            ),
+            Grant(
+                ("lambda:InvokeFunction",),
+                "{FunctionsLoadResults.Arn}",
+                "the LoadResults task after the map (with load.enabled)",
             ),
             Grant(
                 ("lambda:InvokeFunction",),

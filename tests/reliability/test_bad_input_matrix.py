@@ -324,6 +324,7 @@ WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "load.snowflakeIamUserArn": ("arn:aws:iam::123:user/x", 5),
     "load.externalId": ("has space", 5),
     "load.roleName": ("x" * 65, 5),
+    "load.timeoutSeconds": (901, "600"),
     "workflow.timeoutMinutes": (5, "360"),
     "alarms.emails": (["not-an-email"], "oncall@example.com"),
     "alarms.missedRunHours": (1, "26"),

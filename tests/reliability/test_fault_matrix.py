@@ -235,6 +235,37 @@ def test_snowflake_down_at_login_fails_the_run_after_retries(
     )
 
 
+def test_snowflake_down_at_load_fails_the_run_after_retries_with_every_answer_kept(
+    make_pipeline, snowflake, seed, closed_port, update_outcomes
+):
+    values = ids(1_750_000)
+    seed(values)
+    pipeline, api = make_pipeline(env={"SNOWFLAKE_LOGIN_TIMEOUT_S": "1"})
+
+    def snowflake_goes_down(function, event) -> None:
+        if function.name == pipeline.functions["load_results"].name:
+            pipeline.set_snowflake_secret(snowflake.secret(port=closed_port))
+
+    pipeline.runtime.before_invoke.append(snowflake_goes_down)
+    report = pipeline.run({"run_id": "f-sf-load"})
+
+    assert report.status == "FAILED" and report.error == "SnowflakeUnavailableError"
+    # Every batch was enriched once and its answer stored: a redrive only loads them.
+    assert api.request_count == report.batches == 3
+    stored = pipeline.export_run("f-sf-load", pipeline.output_dir / "export")
+    assert stored >= report.batches
+    observe(
+        "snowflake-down-load",
+        pipeline,
+        api,
+        report,
+        values,
+        update_outcomes,
+        note="the answers stay in S3 (runs/<run_id>/results/); recovery is a redrive, which "
+        "starts at LoadResults and loads each file once (tests/workflow/test_load_loop.py)",
+    )
+
+
 @pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
 def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcomes):
     values = ids(1_800_000)

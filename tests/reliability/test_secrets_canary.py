@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from enrichctl.cli import main
+from enrichctl.embedded_snowflake import DATABASE, SCHEMA
+from enrichctl.local_run.stage import LoadTarget, LocalStage
 
 CANARY_PASSWORD = "canary-pw-7f3a9c1e-NEVER-LOG"
 CANARY_PASSPHRASE = "canary-pass-91b2d4-NEVER-LOG"
@@ -99,9 +101,14 @@ def everything_at_debug(log_path: Path) -> Iterator[None]:
 
 
 def test_canary_password_never_leaves_the_secret_through_the_cli(
-    snowflake, seed, pipeline_template, tmp_path, capsys
+    snowflake, seed, pipeline_template, pipeline_config, tmp_path, capsys
 ):
     seed([f"tt{9_300_000 + i:07d}" for i in range(100)] + [None, "bad"])
+    # A "real account" (--snowflake-secret-file): the runner creates nothing there, so set it
+    # up as an administrator would (`enrichctl snowflake-setup`): tables and stage.
+    load = pipeline_config.load
+    target = LoadTarget(load.stage, load.landing_table, load.results_table, load.state_table, None)
+    LocalStage(target, tmp_path / "account-stage").prepare(snowflake.secret())
     secret_file = tmp_path / "snowflake-secret.json"
     secret_file.write_text(json.dumps(snowflake.secret(password=CANARY_PASSWORD)))
     out_dir = tmp_path / "out"
@@ -183,6 +190,19 @@ def test_canary_key_pair_and_api_key_never_leak_even_at_debug(
     assert len(stored) == 2  # the two accepted batches of three
     assert {answer["body"] for answer in stored} == {"accepted; you sent x-api-key: ***"}
     assert scan_bucket(pipeline.bucket, secrets) >= 5
+    # LoadResults connected with the same key pair and loaded the run (its log lines and
+    # result are scanned above); nothing secret reached the stage's files or the tables.
+    (load,) = [
+        c for c in report.invocations if c.function == pipeline.functions["load_results"].name
+    ]
+    assert load.error_type is None and load.result["ids_ok"] == 80, load.error_message
+    assert scan_tree(pipeline.stage.folder, secrets) >= 3  # 2 answers + 1 failure record
+    text_columns = {"ENRICH_LANDING": "V", "ENRICH_RESULTS": "IMDB_ID, RECORD",
+                    "ENRICH_STATE": "IMDB_ID, LAST_STATUS, LAST_ERROR"}  # fmt: skip
+    for table, columns in text_columns.items():
+        rows = snowflake.execute(f"SELECT {columns} FROM {DATABASE}.{SCHEMA}.{table}")
+        assert rows, table
+        assert_clean(f"Snowflake table {table}", json.dumps(rows, default=str), secrets)
     assert_clean("handler log", lambda_log.read_text(), secrets)
     debug_text = debug_log.read_text()
     assert len(debug_text.splitlines()) > 50  # DEBUG really was on

@@ -82,6 +82,10 @@ def test_scheduled_time_runs_the_schedule_shaped_input(capsys, tmp_path):
         ["local", "--snowflake-secret-file", "/nonexistent/secret.json"],
         ["local", "--api-url", "ftp://example.invalid"],
         ["local", "--scheduled-time", "2026-11-25T02:00:00"],  # no zone
+        ["local", "--nights", "0"],
+        ["local", "--nights", "31"],
+        ["local", "--nights", "two"],
+        ["local", "--refresh-after-days", "0"],
         ["unknown-command"],
     ],
 )
@@ -133,3 +137,94 @@ def test_a_dead_interpreter_thread_fails_the_run_instead_of_hanging(capsys, tmp_
     traceback_text = (tmp_path / "internal-error.txt").read_text()
     assert "Traceback" in traceback_text and "broken_eval_job" in traceback_text
     assert "Traceback" not in out + err  # the terminal gets one line, the file the rest
+
+
+# --------------------------------------------------------------------------- --nights
+def run_nights_cli(capsys, *args: str) -> tuple[int, list[dict], str]:
+    code = main(["local", "--json", *args])
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_two_nights_second_sends_nothing_because_every_id_is_fresh(capsys, tmp_path):
+    code, nights, err = run_nights_cli(
+        capsys, "--output-dir", str(tmp_path), "--rows", "150",
+        "--nights", "2", "--refresh-after-days", "7",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert len(nights) == 2
+    assert all(tuple(night) == SUMMARY_KEYS for night in nights)
+    assert len(SUMMARY_KEYS) == 11 and SUMMARY_KEYS[-2:] == ("loaded_ids", "skipped_fresh_ids")
+    first, second = nights
+    assert first["status"] == "SUCCEEDED" and first["skipped_fresh_ids"] == 0
+    assert first["loaded_ids"] == first["ids"] > 0  # every sent ID merged into the state as OK
+    assert second["status"] == "SUCCEEDED"
+    assert second["http_requests"] == second["batches"] == second["ids"] == 0
+    assert second["skipped_fresh_ids"] == first["ids"]
+    assert second["loaded_ids"] == 0
+    assert json.loads((tmp_path / "nights.json").read_text()) == nights
+    assert len(list((tmp_path / "s3" / "runs").iterdir())) == 2  # a run ID per night
+
+
+def test_failed_ids_are_pulled_again_and_the_last_night_sets_the_exit_code(capsys, tmp_path):
+    code, nights, _ = run_nights_cli(
+        capsys, "--output-dir", str(tmp_path), "--rows", "150", "--nights", "2",
+        "--refresh-after-days", "7", "--api-fail-rate", "1", "--api-fail-status", "400",
+    )  # fmt: skip
+
+    assert code == 1
+    first, second = nights
+    assert first["status"] == second["status"] == "FAILED"
+    assert first["loaded_ids"] == second["loaded_ids"] == 0
+    # Nothing was enriched, so nothing is fresh: night 2 sends every ID again.
+    assert second["skipped_fresh_ids"] == 0
+    assert second["ids"] == first["ids"] and second["http_requests"] == first["http_requests"] > 0
+
+
+def test_full_ignores_the_state_on_the_first_night_only(capsys, tmp_path):
+    code, nights, err = run_nights_cli(
+        capsys, "--output-dir", str(tmp_path), "--rows", "80", "--nights", "2",
+        "--refresh-after-days", "7", "--full",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert nights[0]["skipped_fresh_ids"] == 0 and nights[0]["http_requests"] > 0
+    assert nights[1]["skipped_fresh_ids"] == nights[0]["ids"]  # the state counts again
+
+
+def test_a_loop_that_heals_exits_0_because_the_last_night_decides(capsys, tmp_path):
+    # 30 % of requests answered 400 (not retried): night 1 fails some batches, night 2 pulls
+    # exactly their IDs again (FAILED in the state table). The local API draws its failures
+    # from a fixed seed, so which nights fail is the same on every run: here night 2's few
+    # requests all succeed.
+    code, nights, err = run_nights_cli(
+        capsys, "--output-dir", str(tmp_path), "--rows", "2000", "--nights", "2",
+        "--api-fail-rate", "0.3", "--api-fail-status", "400",
+    )  # fmt: skip
+
+    first, second = nights
+    assert first["status"] == "FAILED" and first["failed_batches"] > 0
+    assert first["loaded_ids"] < first["ids"]
+    assert second["ids"] == first["ids"] - first["loaded_ids"]  # exactly the failed IDs
+    assert second["skipped_fresh_ids"] == first["loaded_ids"]
+    assert second["status"] == "SUCCEEDED" and second["loaded_ids"] == second["ids"]
+    assert code == 0, err
+
+
+def test_terminal_view_shows_each_night_and_results_read_back_from_snowflake(capsys, tmp_path):
+    code = main(["local", "--rows", "80", "--nights", "2", "--output-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    text = " ".join(out.split())  # rich wraps and pads
+    nights = json.loads((tmp_path / "nights.json").read_text())
+    sent = nights[0]["ids"]
+    assert "night 1/2" in text and "night 2/2" in text
+    assert f"{sent} sent, {sent} loaded, 0 fresh" in text
+    assert f"0 sent, 0 loaded, {sent} fresh" in text
+    # The results table, counted and sampled from the embedded Snowflake after the last night.
+    assert f"ENRICH_RESULTS in the embedded Snowflake ({sent} rows, first 5)" in text
+    run_1 = sorted(p.name for p in (tmp_path / "s3" / "runs").iterdir())[0]
+    assert text.count(run_1) >= 5  # every sampled row was loaded by night 1
+    assert "SUCCEEDED night 2 of 2" in text
