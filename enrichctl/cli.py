@@ -235,11 +235,17 @@ def _add_ops_commands(commands: Any) -> None:
         "run",
         help="start a run of the deployed pipeline now",
         description="Start an execution now (name manual-<UTC time>-<random>). --dry-run "
-        "queries and builds the batches, sends nothing, and lists what would have been sent.",
+        "queries and builds the batches, sends nothing, and lists what would have been sent. "
+        "--full ignores the incremental pull's state table for this one run.",
     )
     ops.add_aws_arguments(run)
     run.add_argument("--limit", type=_run_limit, metavar="N", help="query at most N rows")
     run.add_argument("--dry-run", action="store_true", help="build the batches, send nothing")
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help='ignore the state table for this run: send every ID (input {"full": true})',
+    )
     run.add_argument("--wait", action="store_true", help="follow it, then print the summary")
     run.set_defaults(handler=ops.cmd_run)
 

@@ -93,7 +93,7 @@ def _status(status: str) -> str:
 
 # --------------------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
-    """`enrichctl run [--limit N] [--dry-run] [--wait]`."""
+    """`enrichctl run [--limit N] [--dry-run] [--full] [--wait]`."""
     return _run("run", _run_body, args)
 
 
@@ -102,10 +102,11 @@ def _run_body(args: argparse.Namespace) -> int:
 
     dep = _deployment(args)
     console = _console()
-    name, arn, run_input = ex.start_run(dep, limit=args.limit, dry_run=args.dry_run)
+    name, arn, run_input = ex.start_run(dep, limit=args.limit, dry_run=args.dry_run, full=args.full)
     what = ", ".join(
         ["dry run" if args.dry_run else "manual"]
         + ([f"limit {args.limit:,}"] if args.limit is not None else [])
+        + (["full: state table ignored"] if args.full else [])
     )
     console.print(f"[bold]started[/] {name} ({what})")
     console.print(f"  execution  {arn}")

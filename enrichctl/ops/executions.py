@@ -387,15 +387,17 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
 
 # --------------------------------------------------------------------------- starting, following
 def start_run(
-    dep: Deployment, *, limit: int | None = None, dry_run: bool = False
+    dep: Deployment, *, limit: int | None = None, dry_run: bool = False, full: bool = False
 ) -> tuple[str, str, dict[str, Any]]:
-    """Start a manual run now; return (name, ARN, input)."""
+    """Start a manual run now; return (name, ARN, input). `full` ignores the state table."""
     name = new_execution_name("manual")
     run_input: dict[str, Any] = {"run_id": name, "trigger": "manual"}
     if limit is not None:
         run_input["limit"] = limit
     if dry_run:
         run_input["dry_run"] = True
+    if full:
+        run_input["full"] = True
     with aws_errors(dep.target):
         arn = dep.sfn.start_execution(
             stateMachineArn=dep.state_machine_arn, name=name, input=json.dumps(run_input)

@@ -42,6 +42,26 @@ def test_run_wait_starts_a_named_manual_run_and_ends_with_the_local_summary(depl
     assert sorted(i for r in env.api.requests for i in r.ids) == IDS
 
 
+def test_run_full_ignores_the_state_table_that_makes_the_next_run_skip_fresh_ids(deployed, seed):
+    seed(IDS)
+    env = deployed()
+    assert env.enrichctl("run", "--wait")[0] == 0  # enriches and loads all 80
+    sent_before = sum(len(r.ids) for r in env.api.requests)
+    assert sent_before == len(IDS)
+
+    code, out, _ = env.enrichctl("run", "--wait")  # every ID is fresh now
+    assert code == 0
+    assert re.search(r"IDs skipped as fresh\s+│\s+80", out)
+    assert sum(len(r.ids) for r in env.api.requests) == sent_before  # nothing sent
+
+    code, out, _ = env.enrichctl("run", "--full", "--wait")
+    assert code == 0
+    name = re.search(r"started (manual-\S+) \(manual, full: state table ignored\)", out).group(1)
+    assert json.loads(env.execution(name)["input"])["full"] is True
+    assert re.search(r"IDs skipped as fresh\s+│\s+0", out)
+    assert sum(len(r.ids) for r in env.api.requests) - sent_before == len(IDS)
+
+
 def test_run_limit_and_dry_run_report_the_batches_and_send_nothing(deployed, seed):
     seed(IDS)
     env = deployed()
