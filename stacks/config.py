@@ -253,7 +253,8 @@ class ChildBudget:
     the Lambda service's errors and throttling, bounded by `enrichment.retry`) and, when
     that fails for good, RecordFailedBatch (its own short timeout and retrier). The state
     machine is built from these figures (stacks/workflow.py) and config validation refuses
-    a `worst_case_s` above Express's 300 s, so both always agree.
+    a `worst_case_s` of Express's 300 s or more; tests/infra/test_child_budget.py walks the
+    synthesized child to prove the two agree.
     """
 
     invoke_timeout_s: int

@@ -331,7 +331,7 @@ def _show_body(args: argparse.Namespace) -> int:
                 " ".join(shown) + more,
             )
         console.print(failed)
-        console.print(f"failure record: s3://{dep.bucket}/runs/{facts.run_id}/failed/")
+        console.print(f"failure record: s3://{dep.bucket}/{ex.failed_prefix(facts.run_id)}")
     if facts.status not in ("SUCCEEDED", "RUNNING", "PENDING_REDRIVE"):
         console.print(f"retry what failed with: enrichctl retry {facts.name}")
     return EXIT_OK
