@@ -20,9 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-EXIT_SUCCEEDED = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from enrichctl.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from enrichctl.paths import use_repo_code
+
+use_repo_code()
+#: The largest `limit` the pipeline accepts: above it the run would start, fail in QueryIds
+#: and page whoever is on call.
+from enrich_shared.models import MAX_LIMIT as MAX_RUN_LIMIT  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,23 +36,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
-
-
-#: The largest `limit` the pipeline accepts (lambdas/enrich_shared/models.py MAX_LIMIT): above
-#: it the run would start, fail in QueryIds and page whoever is on call.
-MAX_RUN_LIMIT = 100_000_000
 
 
 def _run_limit(text: str) -> int:
@@ -58,34 +50,10 @@ def _run_limit(text: str) -> int:
     return value
 
 
-def _nights(text: str) -> int:
-    from enrichctl.local_run.runner import MAX_NIGHTS
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of nights") from None
-    if not 1 <= value <= MAX_NIGHTS:
-        raise argparse.ArgumentTypeError(f"{value}: use 1 to {MAX_NIGHTS} consecutive nights")
-    return value
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} must be a share between 0 and 1")
-    return value
-
-
-def _http_error_status(text: str) -> int:
-    value = int(text)
-    if not 400 <= value <= 599:
-        raise argparse.ArgumentTypeError(f"{value} must be an HTTP error status (400-599)")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `enrichctl` parser with every subcommand."""
+    from enrichctl.local_run.options import DEFAULT_OUTPUT_DIR, MAX_NIGHTS
+
     parser = _Parser(
         prog="enrichctl",
         description="Run and operate the nightly IMDB enrichment pipeline.",
@@ -105,33 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--rows",
-        type=_non_negative_int,
+        type=int,
         metavar="N",
         help="seed N synthetic rows instead of the shipped EIDR sample",
     )
     local.add_argument(
         "--max-concurrency",
-        type=_positive_int,
+        type=int,
         metavar="N",
         help="Distributed Map MaxConcurrency (synthesized with this context override)",
     )
     local.add_argument(
         "--api-latency-ms",
-        type=_non_negative_int,
+        type=int,
         default=0,
         metavar="MS",
         help="delay of every local API answer (default 0)",
     )
     local.add_argument(
         "--api-fail-rate",
-        type=_share,
+        type=float,
         default=0.0,
         metavar="P",
         help="share of requests the local API answers with an error (0..1, default 0)",
     )
     local.add_argument(
         "--api-fail-status",
-        type=_http_error_status,
+        type=int,
         default=503,
         metavar="CODE",
         help="status of those failed answers (default 503)",
@@ -145,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument(
         "--output-dir",
         type=Path,
-        default=Path("enrich-output"),
+        default=DEFAULT_OUTPUT_DIR,
         metavar="DIR",
         help="where enriched records, the run's S3 objects and logs go (default enrich-output)",
     )
@@ -166,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--nights",
-        type=_nights,
+        type=int,
         default=1,
         metavar="N",
         help="run N consecutive nights against the same embedded Snowflake, each with its own "
-        "run ID (1-30, default 1): night 2 pulls only what night 1 left stale",
+        f"run ID (1-{MAX_NIGHTS}, default 1): night 2 pulls only what night 1 left stale",
     )
     local.add_argument(
         "--full",
@@ -179,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--refresh-after-days",
-        type=_positive_int,
+        type=int,
         metavar="D",
         help="snowflake.incremental.refreshAfterDays for this run (default: cdk.json's; "
         "null there means every night pulls every ID)",
@@ -228,8 +196,8 @@ def _add_perf_commands(commands: Any) -> None:
 
 def _add_ops_commands(commands: Any) -> None:
     """run/status/show/retry/smoke/graph: operate the deployed stack (logic in enrichctl.ops)."""
-    from enrichctl.local_run.template import REPO_ROOT
     from enrichctl.ops import commands as ops
+    from enrichctl.paths import REPO_ROOT
 
     run = commands.add_parser(
         "run",
@@ -300,14 +268,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         print(f"enrichctl {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------- local
 def _cmd_local(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from enrichctl.local_run.runner import LocalRunError, LocalRunOptions, run_nights
+    from enrichctl.local_run.options import LocalRunError, LocalRunOptions
+    from enrichctl.local_run.runner import run_nights
+    from enrichctl.run_view import RunView
 
     options = LocalRunOptions(
         rows=args.rows,
@@ -330,7 +300,9 @@ def _cmd_local(args: argparse.Namespace) -> int:
         print(f"enrichctl local: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     console = Console(file=sys.stdout, highlight=False)
-    view = None if args.json else _LocalView(console)
+    view = None if args.json else RunView(console)
+    if view:
+        console.print("[bold]enrichctl local[/]: the synthesized state machine, under moto")
     stdout = sys.stdout  # the run redirects sys.stdout to lambda.log while it goes
 
     def on_event(kind: str, value: Any) -> None:
@@ -357,167 +329,4 @@ def _cmd_local(args: argparse.Namespace) -> int:
         view.show_report(nights.last, time.monotonic() - started, nights=nights)
     # The exit code is the last night's: a loop that heals (night 2 re-pulls what night 1
     # failed) ends 0, one that breaks on its last night ends 1.
-    return EXIT_SUCCEEDED if nights.last.status == "SUCCEEDED" else EXIT_FAILED
-
-
-class _LocalView:
-    """Terminal output of `enrichctl local`: notes, a live progress bar, tables."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self.console = console
-        self.progress = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-            disable=not console.is_terminal,
-            # Handler output goes to lambda.log; rich must not re-route stdout to the screen.
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
-        self.task: Any = None
-        self.nights = 1
-        self.console.print("[bold]enrichctl local[/]: the synthesized state machine, under moto")
-
-    def on_event(self, kind: str, value: Any) -> None:
-        if kind == "template":
-            self.console.print(f"  template    {value}")
-        elif kind == "services":
-            self.console.print(f"  snowflake   {value['snowflake']}")
-            self.console.print(f"  enrichment  {value['api']}")
-        elif kind == "rewrite":
-            self.console.print(f"  [yellow]note[/]        {value}")
-        elif kind == "night":
-            night, self.nights = value
-            if self.task is not None:  # the previous night's bar stays, finished
-                self.progress.stop_task(self.task)
-            self.task = None
-            if self.nights > 1:
-                self.console.print(f"[bold]night {night}/{self.nights}[/]")
-        elif kind == "progress":
-            done, total = value
-            if self.task is None:
-                self.progress.start()
-                self.task = self.progress.add_task("batches", total=None)
-            self.progress.update(self.task, completed=done, total=total or None)
-        elif kind == "night_done" and self.nights > 1:
-            colour = "green" if value.status == "SUCCEEDED" else "red"
-            self.console.print(
-                f"  [{colour}]{value.status}[/] {value.run_id}: {value.ids} sent, "
-                f"{value.loaded_ids} loaded, {value.skipped_fresh_ids} fresh"
-            )
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.progress.stop()
-
-    def show_nights(self, nights: Any) -> None:
-        """Per night what was sent, loaded and skipped; then rows of the results table."""
-        from rich.table import Table
-
-        if len(nights.reports) > 1:
-            table = Table(
-                title="Nights",
-                title_justify="left",
-                caption="sent: IDs queried and sent; loaded: merged into the state table as "
-                "OK; fresh: left out by the incremental query",
-                caption_justify="left",
-            )
-            for column in ("night", "run ID", "status", "sent", "loaded", "fresh"):
-                table.add_column(
-                    column, justify="left" if column == "run ID" else "right", no_wrap=True
-                )
-            for number, report in enumerate(nights.reports, start=1):
-                colour = "green" if report.status == "SUCCEEDED" else "red"
-                table.add_row(
-                    str(number), report.run_id, f"[{colour}]{report.status}[/]",
-                    str(report.ids), str(report.loaded_ids), str(report.skipped_fresh_ids),
-                )  # fmt: skip
-            self.console.print(table)
-        if nights.results_table is None:
-            return
-        if nights.results_count is None and not nights.results_rows:
-            self.console.print(f"results table {nights.results_table}: not read back "
-                               "(a real Snowflake account)")  # fmt: skip
-            return
-        count = "?" if nights.results_count is None else f"{nights.results_count:,}"
-        rows = Table(
-            title=f"{nights.results_table} in the embedded Snowflake ({count} rows, first "
-            f"{len(nights.results_rows)})",
-            title_justify="left",
-        )
-        for column in ("IMDB_ID", "RUN_ID", "RECORD"):
-            rows.add_column(column, no_wrap=True)
-        for imdb_id, run_id, record in nights.results_rows:
-            # The key and the run in full; the record gets what is left of the width.
-            room = max(20, self.console.width - len(str(imdb_id)) - len(str(run_id)) - 10)
-            text = str(record)
-            rows.add_row(str(imdb_id), str(run_id), text if len(text) <= room else
-                         text[: room - 3] + "...")  # fmt: skip
-        self.console.print(rows)
-
-    def show_report(self, report: Any, wall_s: float, nights: Any = None) -> None:
-        """One run's states and summary (with `nights`: the last night's, then every night
-        and the results table), then one line: how it ended. `enrichctl run --wait` shows
-        a deployed run's report through this too."""
-        from rich.table import Table
-
-        count = len(nights.reports) if nights is not None else 1
-        states = Table(
-            title="States" + (f" (night {count}, run {report.run_id})" if count > 1 else ""),
-            title_justify="left",
-        )
-        states.add_column("state")
-        states.add_column("status")
-        states.add_column("attempts", justify="right")
-        states.add_column("duration", justify="right")
-        for row in report.states:
-            colour = {"SUCCEEDED": "green", "FAILED": "red", "CAUGHT": "yellow"}.get(
-                row.status, "yellow"
-            )
-            states.add_row(
-                row.name, f"[{colour}]{row.status}[/]", str(row.attempts), f"{row.duration_s:.2f}s"
-            )
-        self.console.print(states)
-
-        waits = report.retry_waits
-        skipped = sum(1 for w in waits if not w.slept)
-        summary = Table(
-            title="Summary" + (f" (night {count})" if count > 1 else ""),
-            title_justify="left",
-            show_header=False,
-        )
-        summary.add_column("what")
-        summary.add_column("value", justify="right")
-        summary.add_row("IDs queried (valid, unique)", str(report.ids))
-        summary.add_row("invalid IDs (rejected)", str(report.invalid_ids))
-        summary.add_row("duplicate IDs (dropped)", str(report.duplicate_ids))
-        summary.add_row("IDs skipped as fresh", str(report.skipped_fresh_ids))
-        summary.add_row("batches", str(report.batches))
-        summary.add_row("batches enriched", str(report.batches - report.failed_batches))
-        summary.add_row("batches failed", str(report.failed_batches))
-        summary.add_row("HTTP requests", str(report.http_requests))
-        summary.add_row("IDs loaded into Snowflake (OK)", str(report.loaded_ids))
-        summary.add_row("state transitions", str(report.state_transitions))
-        summary.add_row(
-            "retry waits", f"{len(waits)} ({skipped} skipped, {sum(w.seconds for w in waits):.1f}s)"
-        )
-        summary.add_row("run duration", f"{report.duration_s:.2f}s")
-        summary.add_row("output", str(report.output_dir))
-        self.console.print(summary)
-        if nights is not None:
-            self.show_nights(nights)
-        colour = "green" if report.status == "SUCCEEDED" else "red"
-        line = f"[bold {colour}]{report.status}[/] run {report.run_id} in {wall_s:.1f}s"
-        if count > 1:
-            line = f"[bold {colour}]{report.status}[/] night {count} of {count}, run "
-            line += f"{report.run_id}; {count} nights in {wall_s:.1f}s"
-        if report.error:
-            line += f": {report.error}"
-            if report.cause:
-                line += f" ({report.cause[:200]})"
-        self.console.print(line)
+    return EXIT_OK if nights.last.status == "SUCCEEDED" else EXIT_FAILED

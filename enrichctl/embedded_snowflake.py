@@ -167,7 +167,8 @@ class EmbeddedSnowflake:
 
     # -- connecting --------------------------------------------------------------------------
     def secret(self, **overrides: Any) -> dict[str, Any]:
-        """The Snowflake secret JSON (CONTRACTS.md fields) that points at this server."""
+        """The Snowflake secret JSON that points at this server (the fields
+        `enrich_shared.snowflake_conn.SnowflakeCredentials.from_secret` reads)."""
         if self.port is None:
             raise EmbeddedSnowflakeError("the embedded Snowflake is not started")
         value: dict[str, Any] = {

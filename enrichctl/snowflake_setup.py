@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-for _path in (REPO_ROOT, REPO_ROOT / "lambdas"):
-    # The CDK app's config and the Lambdas' shared code live beside the package.
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+from enrichctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from enrichctl.paths import REPO_ROOT, use_repo_code
+
+use_repo_code()  # the CDK app's config and the Lambdas' shared code live beside the package
 
 from enrich_shared.load_sql import create_tables, table_columns  # noqa: E402
 from enrich_shared.storage import RUNS_PREFIX  # noqa: E402
@@ -454,12 +453,12 @@ def cmd_snowflake_setup(args: argparse.Namespace) -> int:
         plan = build_plan(config, inputs)
         if not args.check:
             sys.stdout.write(plan.sql())
-            return 0
+            return EXIT_OK
         with connect(inputs.secret(), config.snowflake.secret_name) as conn:
             lines = check_objects(conn, plan)
     except (SetupError, OpsError, PipelineError) as exc:
         print(f"enrichctl snowflake-setup: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     width = max(len(f"{line.kind} {line.name}") for line in lines)
     for line in lines:
         label = f"{line.kind} {line.name}"
@@ -468,7 +467,7 @@ def cmd_snowflake_setup(args: argparse.Namespace) -> int:
     unverifiable = [line for line in lines if line.status == UNVERIFIABLE]
     if missing:
         print(f"{len(missing)} missing: print the SQL with `enrichctl snowflake-setup`")
-        return 1
+        return EXIT_FAILED
     if unverifiable:
         print(f"{len(unverifiable)} could not be verified with this connection")
-    return 0
+    return EXIT_OK

@@ -138,8 +138,3 @@ def resolve_definition(
     separator, parts = definition["Fn::Join"]
     text = separator.join(p if isinstance(p, str) else resolve(p) for p in parts)
     return json.loads(text)
-
-
-def logical_ids(template: dict[str, Any], resource_type: str) -> list[str]:
-    """Logical IDs of the template's resources of one type."""
-    return [k for k, r in template["Resources"].items() if r["Type"] == resource_type]

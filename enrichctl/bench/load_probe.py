@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from enrichctl.bench.memory_probe import _measure
+from enrichctl.paths import REPO_ROOT, use_repo_code
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAMBDAS_DIR = REPO_ROOT / "lambdas"
 IDS_PER_BATCH = 70
 FETCHED_AT = "2026-12-01T02:01:00+00:00"
 
@@ -93,8 +92,7 @@ def measure_load(snow: Any, ids: int, workdir: Path) -> dict[str, Any]:
         "results_table": f"{schema}.BENCH_RESULTS_{suffix}",
         "state_table": f"{schema}.BENCH_STATE_{suffix}",
     }
-    if str(LAMBDAS_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDAS_DIR))
+    use_repo_code()
     from enrich_shared.load_sql import create_tables
 
     snow.create_table()  # creates the database and schema if the server is fresh
@@ -132,8 +130,7 @@ def measure_load(snow: Any, ids: int, workdir: Path) -> dict[str, Any]:
 
 def probe(request: dict[str, Any]) -> dict[str, Any]:
     """In the probe process: run the loader twice on the prepared run; return the figures."""
-    if str(LAMBDAS_DIR) not in sys.path:
-        sys.path.insert(0, str(LAMBDAS_DIR))
+    use_repo_code()
     from enrich_shared.models import LoadRequest
     from enrich_shared.snowflake_conn import SnowflakeCredentials
     from load_results.loader import LoadSettings, load_run

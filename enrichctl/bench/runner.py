@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,8 +32,8 @@ from typing import Any
 
 from enrichctl.bench.table import BenchRow, HandlerMemory
 from enrichctl.cost import FUNCTION_MEMORY_MB, Workload, estimate, template_counts
+from enrichctl.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 DEFAULT_OUTPUT_DIR = Path("bench-results")
 STEPS = ("query_ids", "build_url", "invoke_enrich")
@@ -126,7 +125,8 @@ def _handler_memory(rss: dict, traced: dict | None, step: str, memory_mb: dict) 
 def _full_run(
     template: dict[str, Any], secret: dict[str, Any], api: Any, rows: int, timeout_s: float
 ) -> dict[str, Any]:
-    from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
+    from enrichctl.local_run.logs import handler_output_to
+    from enrichctl.local_run.pipeline import LocalPipeline
 
     account = CpuAccount()
     original_handle = api._handle
@@ -142,7 +142,7 @@ def _full_run(
                 log_stream=devnull,
                 api_request_count=lambda: api.request_count,
             ) as pipeline,
-            _handler_output_to(devnull),
+            handler_output_to(devnull),
         ):
             for step, function in pipeline.functions.items():
                 function.handler = account.wrap(step, function.resolve_handler())
@@ -379,11 +379,6 @@ def _map_concurrency(template: dict[str, Any]) -> int | None:
         elif isinstance(node, list):
             pending.extend(node)
     return None
-
-
-def import_median(samples: list[float]) -> float:
-    """Median of repeated timings (robust to one slow start)."""
-    return statistics.median(samples)
 
 
 __all__ = ["FUNCTION_MEMORY_MB", "BenchError", "BenchOptions", "CpuAccount", "run_bench"]

@@ -12,12 +12,12 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from enrichctl.paths import REPO_ROOT, use_repo_code
+
 CACHE_DIR = REPO_ROOT / ".build" / "local-synth"
 #: jsii prints a banner on stderr for Node versions it considers old; it is noise here.
 JSII_QUIET = {
@@ -99,10 +99,7 @@ def synth(context_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Synthesize the pipeline stack in-process through `stacks.synth.synth_template`."""
     for key, value in JSII_QUIET.items():
         os.environ.setdefault(key, value)
-    # The console script only puts `enrichctl` on the path; the CDK app lives beside it.
-    for path in (str(REPO_ROOT), str(REPO_ROOT / "lambdas")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    use_repo_code()  # the CDK app lives beside the package
     try:
         from stacks.synth import synth_template
     except ImportError as exc:

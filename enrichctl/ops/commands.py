@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from enrichctl.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from enrichctl.run_view import RunView
+
 #: Seconds between polls of a run being followed (tests set it lower).
 POLL_SECONDS = 5.0
 #: Batches listed by `run --dry-run` (the rest are in S3).
@@ -126,7 +126,7 @@ def _wait_and_summarise(dep: Any, console: Any, arn: str) -> int:
 
     from enrichctl.ops import executions as ex
 
-    view = _summary_view(console)
+    view = RunView(console)  # `enrichctl local`'s progress bar and tables
     started = time.monotonic()
     try:
         described = ex.follow(
@@ -142,17 +142,6 @@ def _wait_and_summarise(dep: Any, console: Any, arn: str) -> int:
     if run.failed:
         console.print(f"retry the failed batches with: enrichctl retry {run.facts.name}")
     return EXIT_OK if described["status"] == "SUCCEEDED" else EXIT_FAILED
-
-
-def _summary_view(console: Any) -> Any:
-    """`enrichctl local`'s progress bar and summary tables (without its "under moto" banner)."""
-    from enrichctl.cli import _LocalView
-
-    quiet, console.quiet = console.quiet, True
-    try:
-        return _LocalView(console)
-    finally:
-        console.quiet = quiet
 
 
 def _dry_run_report(dep: Any, console: Any, described: dict[str, Any], run_id: str) -> int:

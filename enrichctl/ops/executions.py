@@ -4,7 +4,8 @@ Facts come from the execution itself (DescribeExecution: input, output, error), 
 its history (one GetExecutionHistory page, newest first, for runs without an output), the
 Distributed Map's item counts (ListMapRuns/DescribeMapRun) and the run's objects in S3
 (`runs/<run_id>/failed/`, `runs/<run_id>/batches.json`). The states table and the summary
-are the ones `enrichctl local` prints (`enrichctl.local_run.runner`), fed from AWS instead.
+are the ones `enrichctl local` prints (`enrichctl.local_run.report`, `.history`), fed from AWS
+instead.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from enrichctl.local_run.definition import LocalDefinition
-from enrichctl.local_run.runner import LAMBDAS_DIR, TERMINAL, RunReport, _state_rows, run_id_in
+from enrichctl.local_run.history import (
+    event_details,
+    execution_history,
+    state_errors,
+    state_rows,
+)
+from enrichctl.local_run.history import json_or_none as _loads
+from enrichctl.local_run.report import TERMINAL, RunReport, run_id_in
 from enrichctl.ops.aws import Deployment, OpsError, aws_errors
+from enrichctl.paths import use_repo_code
 
-if str(LAMBDAS_DIR) not in sys.path:
-    sys.path.insert(0, str(LAMBDAS_DIR))  # the S3 key layout lives with the handlers
-
-from enrich_shared.storage import batches_key, failed_prefix, get_json
+use_repo_code()  # the S3 key layout lives with the handlers
+from enrich_shared.storage import batches_key, failed_prefix, failed_record_keys, get_json  # noqa: E402
 
 #: Step Functions redrives an execution only within 14 days of its stop.
 REDRIVE_WINDOW = timedelta(days=14)
@@ -40,8 +45,6 @@ FAILURE_RECORD_INCOMPLETE = "FailureRecordIncomplete"
 MAP_STATE_EVENTS = ("MapStateEntered", "MapRunStarted")
 #: History events to read, newest first, for the counts of a run that has no output.
 TAIL_EVENTS = 12
-#: Execution history of the parent only: a definition without map children for `_state_rows`.
-_PARENT_ONLY = LocalDefinition(state_machine_logical_id="", definition="{}")
 
 
 def utc_stamp(now: datetime | None = None) -> str:
@@ -59,15 +62,6 @@ def retry_execution_name(original: str, now: datetime | None = None) -> str:
     suffix = f"-{utc_stamp(now)}"
     head = re.sub(r"[^A-Za-z0-9_-]", "-", f"retry-of-{original}")
     return head[: NAME_MAX - len(suffix)] + suffix
-
-
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
 
 
 def _seconds(start: Any, end: Any) -> float | None:
@@ -90,27 +84,8 @@ def describe(dep: Deployment, name_or_arn: str) -> dict[str, Any]:
 
 def history(dep: Deployment, arn: str, *, newest_first: int | None = None) -> list[dict[str, Any]]:
     """The execution's events in order; with `newest_first=N`, only its last N (one call)."""
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": newest_first or 1000}
-    if newest_first:
-        kwargs["reverseOrder"] = True
     with aws_errors(dep.target, execution=arn):
-        while True:
-            page = dep.sfn.get_execution_history(**kwargs)
-            events += page["events"]
-            token = page.get("nextToken")
-            if newest_first or not token:
-                break
-            kwargs["nextToken"] = token
-    events.sort(key=lambda e: e.get("id", 0))
-    return events[-newest_first:] if newest_first else events
-
-
-def _event_details(event: dict[str, Any]) -> dict[str, Any]:
-    for key, value in event.items():
-        if key.endswith("EventDetails") and isinstance(value, dict):
-            return value
-    return {}
+        return execution_history(dep.sfn, arn, newest_first=newest_first)
 
 
 @dataclass
@@ -161,7 +136,7 @@ def counts_from_events(events: list[dict[str, Any]]) -> Counts:
     """Counts from the newest step payloads in `events` (newest wins)."""
     counts = Counts()
     for event in reversed(events):
-        details = _event_details(event)
+        details = event_details(event)
         for key in ("output", "input"):
             counts.absorb(_loads(details.get(key)))
     return counts
@@ -239,9 +214,11 @@ def run_facts(
 def recent_runs(dep: Deployment, last: int) -> list[RunFacts]:
     """The `last` most recent executions, newest first (1 + N calls, + 1 per failed run)."""
     with aws_errors(dep.target):
-        listed = dep.sfn.list_executions(
-            stateMachineArn=dep.state_machine_arn, maxResults=min(last, 1000)
-        )["executions"]
+        pages = dep.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=dep.state_machine_arn,
+            PaginationConfig={"MaxItems": last, "PageSize": min(last, 1000)},
+        )
+        listed = [execution for page in pages for execution in page["executions"]]
         listed.sort(key=lambda e: e["startDate"], reverse=True)
         return [run_facts(dep, describe(dep, e["executionArn"])) for e in listed[:last]]
 
@@ -288,24 +265,6 @@ def map_runs(dep: Deployment, arn: str) -> list[MapRunCounts]:
     return found
 
 
-def state_errors(events: list[dict[str, Any]]) -> dict[str, str]:
-    """The last error (name: first line of its cause) each state of the history saw."""
-    errors: dict[str, str] = {}
-    current: str | None = None
-    for event in events:
-        details = _event_details(event)
-        if event["type"].endswith("StateEntered"):
-            current = details.get("name")
-        elif details.get("error") and current:
-            cause = str(details.get("cause") or "").strip()
-            parsed = _loads(cause)
-            if isinstance(parsed, dict) and parsed.get("errorMessage"):
-                cause = str(parsed["errorMessage"])  # a Lambda error envelope
-            first = cause.splitlines()[0] if cause else ""
-            errors[current] = f"{details['error']}: {first}" if first else str(details["error"])
-    return errors
-
-
 @dataclass
 class RunDetail:
     """Everything `show` and `run --wait` print about one execution."""
@@ -315,21 +274,16 @@ class RunDetail:
     errors: dict[str, str]
     map_runs: list[MapRunCounts]
     failed: list[dict[str, Any]] = field(default_factory=list)
-    enrichment_started: bool = False
 
 
 def failure_record(dep: Deployment, run_id: str) -> list[dict[str, Any]]:
     """The run's failed batches from `runs/<run_id>/failed/` (batch_id, ids, error)."""
     records: list[dict[str, Any]] = []
     with aws_errors(dep.target):
-        pages = dep.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=dep.bucket, Prefix=failed_prefix(run_id)
-        )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                record = get_json(dep.bucket, obj["Key"], client=dep.s3)
-                record.setdefault("batch_id", obj["Key"].rsplit("/", 1)[-1].removesuffix(".json"))
-                records.append(record)
+        for key in failed_record_keys(dep.bucket, run_id, dep.s3):  # the Lambdas' listing
+            record = get_json(dep.bucket, key, client=dep.s3)
+            record.setdefault("batch_id", key.rsplit("/", 1)[-1].removesuffix(".json"))
+            records.append(record)
     return sorted(records, key=lambda r: str(r["batch_id"]))
 
 
@@ -353,7 +307,7 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
     arn = described["executionArn"]
     events = history(dep, arn)
     facts = run_facts(dep, described, events)
-    rows, transitions = _state_rows(events, _PARENT_ONLY, {}, [])
+    rows, transitions = state_rows(events)  # the parent's; children are Express
     started = any(e["type"] in MAP_STATE_EVENTS for e in events)
     maps = map_runs(dep, arn) if started else []
     failed = failure_record(dep, facts.run_id) if started else []
@@ -382,7 +336,7 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
         loaded_ids=counts.loaded_ids or 0,
         skipped_fresh_ids=counts.skipped_fresh_ids or 0,
     )
-    return RunDetail(facts, report, state_errors(events), maps, failed, started)
+    return RunDetail(facts, report, state_errors(events), maps, failed)
 
 
 # --------------------------------------------------------------------------- starting, following

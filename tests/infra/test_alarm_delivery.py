@@ -174,7 +174,7 @@ def test_alarms_of_another_account_or_stack_may_not_publish(alarm_template):
 def test_enrichctl_smoke_accepts_the_synthesized_topic_policy(alarm_template):
     """`enrichctl smoke` judges the deployed topic policy with its own evaluator
     (enrichctl.ops.topic_policy): it must pass the policy this stack synthesizes, and fail
-    the same policy without its CloudWatch Allow (the fault issue 10 found)."""
+    the same policy without its CloudWatch Allow (then no alarm reaches anyone)."""
     from enrichctl.ops.topic_policy import cloudwatch_can_publish
 
     by_topic: dict[str, list[str]] = {}

@@ -14,7 +14,7 @@ import pytest
 
 from enrichctl.cli import main
 from enrichctl.local_api import LocalEnrichApi
-from enrichctl.local_run.runner import LocalPipeline
+from enrichctl.local_run.pipeline import LocalPipeline
 from enrichctl.ops import commands
 from enrichctl.ops.aws import DEFAULT_STACK
 

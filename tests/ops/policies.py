@@ -1,7 +1,7 @@
 """Alarm topic policies as sns:GetTopicAttributes returns them, for the smoke tests.
 
 `tls_deny` is CDK's enforce_ssl statement (aws-sns Topic.createSSLPolicyDocument), today's
-only statement; `cloudwatch_allow` is the Allow issue 10 asks for (cloudwatch.amazonaws.com,
+only statement; `cloudwatch_allow` is the Allow stacks/monitoring.py adds (cloudwatch.amazonaws.com,
 sns:Publish, scoped by aws:SourceAccount and aws:SourceArn of the stack's alarms).
 """
 

@@ -1,7 +1,7 @@
 """The topic policy evaluation of `enrichctl smoke`: may CloudWatch alarms publish?
 
 The policies are the documents sns:GetTopicAttributes returns: today's (enforce_ssl alone,
-whose only statement is a Deny) and the one issue 10 asks the stack to synthesize (an Allow
+whose only statement is a Deny) and the one the stack synthesizes (stacks/monitoring.py: an Allow
 for cloudwatch.amazonaws.com scoped by aws:SourceAccount and aws:SourceArn, plus the Deny).
 """
 

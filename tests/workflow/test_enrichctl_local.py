@@ -10,7 +10,7 @@ import time
 import pytest
 
 from enrichctl.cli import main
-from enrichctl.local_run.runner import SUMMARY_KEYS
+from enrichctl.local_run.report import SUMMARY_KEYS
 
 
 @pytest.fixture(autouse=True)
