@@ -22,15 +22,19 @@ def execution_history(
     sfn: Any, arn: str, *, newest_first: int | None = None
 ) -> list[dict[str, Any]]:
     """The execution's events in order; with `newest_first=N`, only its last N (one call)."""
-    kwargs: dict[str, Any] = {"executionArn": arn}
-    config: dict[str, Any] = {"PageSize": HISTORY_PAGE}
+    paginator = sfn.get_paginator("get_execution_history")
     if newest_first:
-        kwargs["reverseOrder"] = True
-        config = {"PageSize": newest_first, "MaxItems": newest_first}
-    pages = sfn.get_paginator("get_execution_history").paginate(**kwargs, PaginationConfig=config)
-    events = [event for page in pages for event in page["events"]]
+        pages = paginator.paginate(
+            executionArn=arn, reverseOrder=True, PaginationConfig={"PageSize": newest_first}
+        )
+        # Only the first page; moto answers it with every event, oldest first (it ignores
+        # maxResults and reverseOrder), so the newest N are picked here, not by the API.
+        events = list(next(iter(pages), {}).get("events", []))
+    else:
+        pages = paginator.paginate(executionArn=arn, PaginationConfig={"PageSize": HISTORY_PAGE})
+        events = [event for page in pages for event in page["events"]]
     events.sort(key=lambda e: e.get("id", 0))
-    return events
+    return events[-newest_first:] if newest_first else events
 
 
 def event_details(event: dict[str, Any]) -> dict[str, Any]:

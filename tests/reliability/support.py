@@ -47,7 +47,6 @@ class Ledger:
     enriched: Counter
     failed: Counter
     valid: list[str]
-    batches_built: bool
 
     @property
     def duplicates(self) -> list[str]:
@@ -91,12 +90,7 @@ def ledger(pipeline: Any, report: Any, valid: list[str]) -> Ledger:
     failed: Counter = Counter()
     for record in pipeline.failed_records(report.run_id).values():
         failed.update(record.get("ids", []))
-    try:
-        pipeline.read_json(f"runs/{report.run_id}/batches.json")
-        built = True
-    except Exception:
-        built = False
-    return Ledger(enriched, failed, list(valid), built)
+    return Ledger(enriched, failed, list(valid))
 
 
 def assert_invariant(book: Ledger, *, whole_run_failed: bool = False) -> None:
