@@ -24,17 +24,8 @@ from enrichctl.local_run.options import LocalRunError, LocalRunOptions, read_sec
 from enrichctl.local_run.pipeline import LocalPipeline
 from enrichctl.local_run.report import SUMMARY_KEYS, RunReport
 
-#: Names other modules and tests import from here (the module's public face before the split).
-__all__ = [
-    "SUMMARY_KEYS",
-    "LocalNights",
-    "LocalPipeline",
-    "LocalRunError",
-    "LocalRunOptions",
-    "RunReport",
-    "_handler_output_to",
-    "run_nights",
-]
+#: Imported from here by tests and the bench (the module's face before it was split).
+__all__ = ["SUMMARY_KEYS", "LocalPipeline", "_handler_output_to", "run_nights"]
 #: Rows of the results table `enrichctl local` reads back after the last night.
 RESULTS_SAMPLE_ROWS = 5
 
