@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from enrichctl.cost import NIGHTS_PER_MONTH, Workload, estimate, usd
+from enrichctl.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -81,7 +82,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             "--warehouse-usd-per-hour >= 0",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     report = estimate(
         Workload(
             ids=args.ids,
@@ -94,7 +95,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
-        return 0
+        return EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
@@ -135,7 +136,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             "LoadResults (price it with --warehouse-usd-per-hour)."
         )
     console.print("Prices and sources: enrichctl/cost.py (us-east-1 list prices, no free tier).")
-    return 0
+    return EXIT_OK
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,7 +206,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         results = run_bench(options, echo=lambda text: console.print(f"[dim]{text}[/]"))
     except BenchError as exc:
         print(f"enrichctl bench: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     table = Table(
         title=f"enrichctl bench: API latency {results['latency_ms']} ms, "
         f"MaxConcurrency {results['max_concurrency']}, memory in MB",
@@ -224,7 +225,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     console.print(f"results: {results['json_path']}" + (
         f", plot: {results['png_path']}" if results.get("png_path") else ""
     ))  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def _print_load_step(console: Any, raw: list[dict[str, Any]]) -> None:
