@@ -183,7 +183,7 @@ def _dry_run_report(dep: Any, console: Any, described: dict[str, Any], run_id: s
     console.print(table)
     if len(batches) > DRY_RUN_SHOWN:
         console.print(f"... and {len(batches) - DRY_RUN_SHOWN:,} more")
-    console.print(f"every batch: s3://{dep.bucket}/runs/{run_id}/batches.json")
+    console.print(f"every batch: s3://{dep.bucket}/{ex.batches_key(run_id)}")
     return EXIT_OK
 
 

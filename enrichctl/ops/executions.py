@@ -30,7 +30,13 @@ from enrichctl.ops.aws import Deployment, OpsError, aws_errors
 from enrichctl.paths import use_repo_code
 
 use_repo_code()  # the S3 key layout lives with the handlers
-from enrich_shared.storage import batches_key, failed_prefix, failed_record_keys, get_json  # noqa: E402
+from enrich_shared.storage import (  # noqa: E402
+    batches_key,
+    failed_prefix,
+    failed_record_keys,
+    get_json,
+    run_prefix,
+)
 
 #: Step Functions redrives an execution only within 14 days of its stop.
 REDRIVE_WINDOW = timedelta(days=14)
@@ -329,7 +335,7 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
         http_requests=sum(m.done for m in maps),
         state_transitions=transitions,
         duration_s=facts.duration_s or 0.0,
-        output_dir=f"s3://{dep.bucket}/runs/{facts.run_id}/",
+        output_dir=f"s3://{dep.bucket}/{run_prefix(facts.run_id)}",
         states=rows,
         history=events,
         output=_loads(described.get("output")),
