@@ -52,6 +52,7 @@ def _run_limit(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `enrichctl` parser with every subcommand."""
+    from enrichctl.local_run.moto_hooks import RETRY_WAIT_MODES
     from enrichctl.local_run.options import DEFAULT_OUTPUT_DIR, MAX_NIGHTS
 
     parser = _Parser(
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--retry-waits",
-        choices=("real", "skip"),
+        choices=sorted(RETRY_WAIT_MODES),
         default="skip",
         help="sleep the state machine's backoff waits, or record and skip them (default)",
     )
