@@ -10,6 +10,7 @@ A block is the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` of one
 figure in a block comes from a committed source, never from this machine at render time, so
 rendering twice gives the same text:
 - `graph`: the synthesized state machine (`enrichctl graph`);
+- `child-budget`: the configuration in `cdk.json` (`ChildBudget`, stacks/config.py);
 - `reliability`: `tests/reliability/outcomes/*.json` (`make reliability-doc` records them);
 - `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic);
 - `bench-*`: `docs/results/bench.json`, a copy of one `enrichctl bench` run;
@@ -121,6 +122,18 @@ def render_reliability(sources: Sources) -> str:
     from tests.reliability.readme import render
 
     return render()
+
+
+def render_child_budget(sources: Sources) -> str:
+    """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
+    from stacks.config import load_config, with_local_placeholders
+
+    context = json.loads((sources.root / "cdk.json").read_text()).get("context", {})
+    budget = load_config(with_local_placeholders(context)).enrichment.child_budget()
+    return _wrap(
+        "child-budget",
+        f"{budget.explain()}: {budget.worst_case_s:g} s in all (the limit: under 300 s).",
+    )
 
 
 # --------------------------------------------------------------------------- costs
@@ -399,6 +412,7 @@ def render_config_reference(sources: Sources) -> str | None:
 BLOCKS: tuple[Block, ...] = (
     Block("graph", "README.md", render_graph),
     Block("config-reference", "docs/configuration.md", render_config_reference),
+    Block("child-budget", "docs/steps.md", render_child_budget),
     Block("reliability", "docs/reliability.md", render_reliability),
     Block("bench-table", "docs/performance.md", render_bench_table),
     Block("bench-load", "docs/performance.md", render_bench_load),
