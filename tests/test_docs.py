@@ -97,12 +97,23 @@ def test_the_readme_is_short_and_links_every_page():
     assert not unlinked, f"pages the README does not link: {unlinked}"
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a page: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_relative_link_of_the_docs_resolves():
+    """Every link between README.md and docs/*.md reaches its file, and its heading if named."""
     broken = []
     for page in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
             if "://" in target:
                 continue
-            if not (page.parent / target).resolve().exists():
+            path = (page.parent / target).resolve() if target else page
+            if not path.exists():
                 broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}#{anchor}")
     assert not broken, broken
