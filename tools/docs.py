@@ -104,9 +104,11 @@ def _usd(value: float) -> str:
 def _table(header: list[str], rows: list[list[str]], right: int = 0) -> str:
     """A GitHub markdown table; columns from index `right` on are right-aligned."""
     align = ["---" if i < right else "---:" for i in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "|".join(align) + "|", *(line(row) for row in rows)])
 
 
 # --------------------------------------------------------------------------- graph, reliability
@@ -304,14 +306,15 @@ def _bench_source(bench: dict[str, Any]) -> str:
 
 def render_bench_table(sources: Sources) -> str | None:
     """The bench table of the committed run, as `enrichctl bench` prints it."""
-    from enrichctl.bench.table import markdown_table
+    from enrichctl.bench.table import COLUMNS, table_cells
 
     bench = sources.bench()
     if bench is None:
         return None
     rows = _bench_rows(bench)
     notes = [f"- {row.rows:,} rows: {note}" for row in rows for note in row.notes]
-    text = f"From {_bench_source(bench)}:\n\n{markdown_table(rows)}"
+    table = _table(list(COLUMNS), [table_cells(row) for row in rows], right=0)
+    text = f"From {_bench_source(bench)}:\n\n{table}"
     if notes:
         text += "\n\n" + "\n".join(notes)
     full = [row for row in rows if row.full_run and row.batches and row.cpu_ours_s is not None]
@@ -370,7 +373,9 @@ def render_bench_coldstart(sources: Sources) -> str | None:
         largest = ", ".join(f"{name} {mb:.1f}" for name, mb in bundle.get("largest", [])[:3])
         rows.append([f"`{step}`", f"{figures['median_s']:.2f}", heavy, size, largest or "-"])
     header = ["function", "import s", "heaviest imports s", "bundle MB", "largest parts MB"]
-    return _wrap("bench-coldstart", f"From {_bench_source(bench)}:\n\n" + _table(header, rows))
+    return _wrap(
+        "bench-coldstart", f"From {_bench_source(bench)}:\n\n" + _table(header, rows, right=1)
+    )
 
 
 def render_memory(sources: Sources) -> str | None:
