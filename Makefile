@@ -6,7 +6,7 @@ FS_VENV := .venv-fakesnow
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test lint format synth demo bench clean reliability-doc
+.PHONY: setup test lint format synth demo bench clean reliability-doc docs
 
 setup: $(VENV)/.installed $(FS_VENV)/.installed node_modules/.installed
 
@@ -48,14 +48,19 @@ synth: setup
 demo: setup
 	$(BIN)/enrichctl local --nights 2
 
-# Re-run the reliability matrices recording what they observe, then render README's
-# Reliability section from those outcomes (tests/reliability/readme.py).
+# Re-run the reliability matrices recording what they observe, then render
+# docs/reliability.md from those outcomes (tests/reliability/readme.py).
 reliability-doc: setup
 	RELIABILITY_UPDATE=1 $(BIN)/pytest -n $(PYTEST_WORKERS) tests/reliability
 	$(BIN)/python -m tests.reliability.readme
 
 bench: setup
 	$(BIN)/python -m enrichctl bench
+
+# Render every generated block of README.md and docs/ from its committed source (tools/docs.py);
+# `make docs BENCH=bench-results/latest.json` first takes that bench run into docs/results/.
+docs: setup
+	$(BIN)/python -m tools.docs $(if $(BENCH),--bench-results $(BENCH))
 
 clean:
 	rm -rf cdk.out .build .pytest_cache .ruff_cache .hypothesis

@@ -1,7 +1,7 @@
-"""The cases of the fault and bad-input matrices, in README order.
+"""The cases of the fault and bad-input matrices, in the order docs/reliability.md shows them.
 
 Each case has a test that runs it and records what it observed in `outcomes/<id>.json`;
-`readme.py` renders these titles plus the recorded outcomes into README.md.
+`readme.py` renders these titles plus the recorded outcomes into docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Render README's Reliability section from the recorded outcomes (`outcomes/*.json`).
+"""Render the reliability page (docs/reliability.md) from the recorded outcomes (`outcomes/*.json`).
 
-    python -m tests.reliability.readme          # rewrite the block in README.md
-    python -m tests.reliability.readme --check  # exit 1 if README.md's block differs
+    python -m tests.reliability.readme          # rewrite the block in docs/reliability.md
+    python -m tests.reliability.readme --check  # exit 1 if the page's block differs
 
 `make reliability-doc` first re-runs the suite with RELIABILITY_UPDATE=1 (which records
-what each case observed), then runs this. `test_readme_block.py` fails when README.md and
-the outcomes disagree, so the tables cannot drift from what the tests see.
+what each case observed), then runs this; `make docs` (tools/docs.py) renders the same block
+with every other generated block. `tests/test_docs.py` fails when the page and the outcomes
+disagree, so the tables cannot drift from what the tests see.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 from tests.reliability.cases import BAD_INPUTS, FAULTS, Case
 from tests.reliability.support import OUTCOMES_DIR
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+TITLE = "# Reliability"
 START = "<!-- reliability:start -->"
 END = "<!-- reliability:end -->"
 
@@ -60,7 +62,7 @@ def load(case: Case) -> dict[str, Any]:
 
 def render() -> str:
     """The whole block, markers included."""
-    lines = [START, "## Reliability", "", INTRO, "", "### Fault matrix", ""]
+    lines = [START, INTRO, "", "## Fault matrix", ""]
     lines += [
         "| Fault | Injected as | Final status | Retries | Alarms | Invariant | Notes |",
         "|---|---|---|---|---|---|---|",
@@ -83,7 +85,7 @@ def render() -> str:
             )
             + " |"
         )
-    lines += ["", "### Bad input", ""]
+    lines += ["", "## Bad input", ""]
     lines += [
         "No case below sent a malformed request to the API: the local API and the batch URLs "
         "are checked for `ids=<tt + 7-10 digits>` pairs only.",
@@ -101,32 +103,32 @@ def render() -> str:
 
 
 def current_block(text: str) -> str | None:
-    """README's block between the markers (markers included), or None."""
+    """The page's block between the markers (markers included), or None."""
     if START not in text or END not in text:
         return None
     start = text.index(START)
     return text[start : text.index(END, start) + len(END)]
 
 
-def write(readme: Path = README) -> None:
-    """Replace the block in README.md, or append it at the end when there is none yet."""
-    text = readme.read_text() if readme.exists() else ""
+def write(page: Path = PAGE) -> None:
+    """Replace the block in the page, or append it at the end when there is none yet."""
+    text = page.read_text() if page.exists() else TITLE + "\n"
     block = current_block(text)
     if block is None:
         text = text.rstrip("\n") + "\n\n" + render() + "\n"
     else:
         text = text.replace(block, render())
-    readme.write_text(text)
+    page.write_text(text)
 
 
 def main(argv: list[str]) -> int:
     if "--check" in argv:
-        ok = current_block(README.read_text()) == render()
+        ok = current_block(PAGE.read_text()) == render()
         if not ok:
-            print("README.md's Reliability block is stale: run `make reliability-doc`")
+            print(f"{PAGE.name}'s Reliability block is stale: run `make reliability-doc`")
         return 0 if ok else 1
     write()
-    print(f"wrote the Reliability section of {README}")
+    print(f"wrote the Reliability block of {PAGE}")
     return 0
 
 

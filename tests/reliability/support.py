@@ -5,8 +5,8 @@
   invariant "every valid ID is enriched or listed, none twice in the same run".
 - `failed_batches_metric()`: what PublishFailedBatches put into (moto's) CloudWatch.
 - `record_outcome()`: the observed row of a matrix case, compared with the committed
-  `outcomes/<case>.json` (or rewritten with RELIABILITY_UPDATE=1). README's Reliability
-  section is rendered from those files (`readme.py`), so the table is what the tests saw.
+  `outcomes/<case>.json` (or rewritten with RELIABILITY_UPDATE=1). docs/reliability.md
+  is rendered from those files (`readme.py`), so the table is what the tests saw.
 """
 
 from __future__ import annotations
@@ -185,10 +185,10 @@ def record_outcome(case_id: str, row: dict[str, Any], update: bool) -> None:
         return
     assert path.exists(), (
         f"no recorded outcome for {case_id}: run `make reliability-doc` to record it "
-        "and regenerate README's Reliability section"
+        "and regenerate docs/reliability.md"
     )
     recorded = json.loads(path.read_text())
     assert recorded == json.loads(text), (
         f"outcome of {case_id} changed (recorded vs observed): {recorded} != {row}. If the new "
-        "behaviour is intended, run `make reliability-doc` and commit the outcome and README"
+        "behaviour is intended, run `make reliability-doc` and commit the outcome and the page"
     )

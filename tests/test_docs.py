@@ -1,0 +1,119 @@
+"""Docs that cannot drift: every generated block of README.md and docs/*.md is exactly what
+its committed source renders to (`make docs`, tools/docs.py), and every page is linked."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import docs
+from tools.docs import BLOCKS, REPO_ROOT, Block, Sources
+
+README_MAX_BYTES = 20_000
+
+
+@pytest.fixture(scope="module")
+def sources(pipeline_template) -> Sources:
+    return Sources(template=pipeline_template)
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda block: f"{block.page}:{block.name}")
+def test_every_generated_block_is_what_its_source_renders(block: Block, sources: Sources):
+    if block.name == "reliability" and os.environ.get("RELIABILITY_UPDATE") == "1":
+        pytest.skip("outcomes are being re-recorded; `make reliability-doc` renders next")
+    text = (REPO_ROOT / block.page).read_text()
+    have = docs.current(block, text)
+    assert have is not None, f"{block.page} lacks {block.start} ... {block.end}: add the markers"
+    want = block.render(sources)
+    if want is None:
+        pytest.skip(f"{block.name}: its source is not there yet; the block is left as written")
+    assert have == want, f"{block.page}: block {block.name!r} is stale: run `make docs`"
+
+
+def _copy_docs(tmp_path: Path) -> Path:
+    (tmp_path / "docs").mkdir()
+    for page in {block.page for block in BLOCKS}:
+        (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO_ROOT / page, tmp_path / page)
+    if docs.BENCH_RESULTS.exists():
+        (tmp_path / "docs" / "results").mkdir()
+        shutil.copyfile(docs.BENCH_RESULTS, tmp_path / "docs" / "results" / "bench.json")
+    return tmp_path
+
+
+def test_a_changed_source_is_caught_then_rendered(tmp_path, sources):
+    """A hand edit of a rendered figure is caught; `make docs` puts the source's back."""
+    root = _copy_docs(tmp_path)
+    local = Sources(root=root, template=sources.template)
+    blocks = tuple(b for b in BLOCKS if b.page == "docs/costs.md")
+    assert docs.stale(local, blocks) == []
+    page = root / "docs" / "costs.md"
+    page.write_text(page.read_text().replace("| **$", "| **$9", 1))  # hand-edit a total
+    stale = docs.stale(local, blocks)
+    assert stale == ["docs/costs.md: block 'cost-table' differs from its source"]
+    assert docs.write(local, blocks) == ["docs/costs.md (cost-table)"]
+    assert docs.stale(local, blocks) == []
+    assert docs.write(local, blocks) == []  # deterministic: a second render changes nothing
+
+
+def test_a_new_bench_run_flows_into_the_performance_page(tmp_path, sources):
+    root = _copy_docs(tmp_path)
+    local = Sources(root=root, template=sources.template)
+    blocks = tuple(b for b in BLOCKS if b.name == "bench-table")
+    bench = local.bench()
+    assert bench is not None, "docs/results/bench.json is missing: `make docs BENCH=...`"
+    bench["latency_ms"] = 12345
+    (root / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    assert len(docs.stale(local, blocks)) == 1
+    docs.write(local, blocks)
+    assert "API latency 12345 ms" in (root / "docs" / "performance.md").read_text()
+
+
+def test_a_missing_source_leaves_the_block_and_a_new_one_flows_in(tmp_path, sources):
+    """memory.json does not have to exist; once committed, `make docs` renders it."""
+    root = _copy_docs(tmp_path)
+    local = Sources(root=root, template=sources.template)
+    blocks = tuple(b for b in BLOCKS if b.name == "memory")
+    docs.write(local, blocks)
+    (root / "docs" / "results").mkdir(exist_ok=True)
+    (root / "docs" / "results" / "memory.json").write_text(
+        json.dumps({"query_ids": {"rows": 1000000, "peak_mb": 321}})
+    )
+    assert len(docs.stale(local, blocks)) == 1
+    docs.write(local, blocks)
+    assert "| query_ids | 1000000 | 321 |" in (root / "docs" / "performance.md").read_text()
+
+
+def test_the_readme_is_short_and_links_every_page():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert len(readme.encode()) < README_MAX_BYTES, "README.md grew past 20 KB: move reference out"
+    pages = sorted(p.name for p in (REPO_ROOT / "docs").glob("*.md"))
+    unlinked = [name for name in pages if f"(docs/{name}" not in readme]
+    assert not unlinked, f"pages the README does not link: {unlinked}"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a page: lower case, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_relative_link_of_the_docs_resolves():
+    """Every link between README.md and docs/*.md reaches its file, and its heading if named."""
+    broken = []
+    for page in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
+            if "://" in target:
+                continue
+            path = (page.parent / target).resolve() if target else page
+            if not path.exists():
+                broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}#{anchor}")
+    assert not broken, broken

@@ -1,0 +1,1 @@
+"""Repository tools run with `python -m tools.<name>` from the repository root."""
