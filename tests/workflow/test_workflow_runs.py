@@ -106,7 +106,8 @@ def test_more_than_1000_failed_batches_are_counted_exactly(make_pipeline, seed):
     seed(values)
     pipeline, api = make_pipeline(env={"MAX_IDS_PER_REQUEST": "1"}, rule=lambda request: 400)
 
-    report = pipeline.run({"run_id": "many-failed"})
+    # 1,103 children take ~2 minutes alone but over 300 s (run()'s default) on a loaded machine.
+    report = pipeline.run({"run_id": "many-failed"}, timeout_s=900)
 
     assert report.status == "FAILED" and report.error == "BatchesFailed", report.cause
     assert report.batches == report.failed_batches == len(api.requests) == 1_103
