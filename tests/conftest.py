@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,13 @@ def pipeline_config():
     # load_template() silences its Node version banner.
     context = json.loads((REPO_ROOT / "cdk.json").read_text()).get("context", {})
     return load_config(with_local_placeholders(context))
+
+
+@pytest.fixture
+def lambda_log() -> Path | None:
+    """Where `make_pipeline` writes handler output: nowhere of its own here (pytest
+    captures it); the reliability suite overrides this with a file its tests read."""
+    return None
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import itertools
 import json
 import math
 import uuid
-from dataclasses import dataclass
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import boto3
@@ -20,6 +19,7 @@ from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
 from tests.emf import emitted_metrics
+from tests.lambda_context import LambdaContext
 
 # Handlers that raise before adding a metric make Powertools warn about an empty flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -228,17 +228,6 @@ def test_a_big_night():
 # -- handler (moto S3) ---------------------------------------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "BuildUrls"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:BuildUrls"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 BASE = "https://api.example.com/lamba-tmdb"
 
 
@@ -261,7 +250,7 @@ def s3(monkeypatch):
 def handler(event):
     from build_url.handler import lambda_handler
 
-    return lambda_handler(event, FakeContext())
+    return lambda_handler(event, LambdaContext())
 
 
 def query_result(run_id: str, count: int) -> dict:

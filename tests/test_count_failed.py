@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import boto3
 import pytest
 from moto import mock_aws
@@ -11,19 +9,9 @@ from moto import mock_aws
 from count_failed.counting import count_failed_batches
 from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
+from tests.lambda_context import LambdaContext
 
 BUCKET = "pipeline-bucket"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "CountFailedBatches"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:Count"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture
@@ -65,11 +53,11 @@ def test_handler_returns_only_the_count_and_the_prefix(s3):
     from count_failed.handler import lambda_handler
 
     put_failed(s3, "night-3", 3)
-    assert lambda_handler({"run_id": "night-3"}, FakeContext()) == {
+    assert lambda_handler({"run_id": "night-3"}, LambdaContext()) == {
         "count": 3,
         "prefix": "runs/night-3/failed/",
     }
-    assert lambda_handler({"run_id": "night-4"}, FakeContext()) == {
+    assert lambda_handler({"run_id": "night-4"}, LambdaContext()) == {
         "count": 0,
         "prefix": "runs/night-4/failed/",
     }
@@ -80,4 +68,4 @@ def test_handler_refuses_a_bad_event(s3, event):
     from count_failed.handler import lambda_handler
 
     with pytest.raises(InvalidInputError):
-        lambda_handler(event, FakeContext())
+        lambda_handler(event, LambdaContext())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -27,6 +26,7 @@ from enrichctl.local_api import RESET, SLOW, LocalEnrichApi, fake_record
 from invoke_enrich.client import ClientSettings, enrich_batch
 from invoke_enrich.handler import lambda_handler
 from tests.emf import emitted_metrics
+from tests.lambda_context import LambdaContext
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -251,7 +251,7 @@ def test_api_key_never_appears_in_errors_or_logs(secrets, monkeypatch, logs, cap
     echo = f"upstream failed for key {API_KEY}"
     api = LocalEnrichApi(rules={"tt0000001": 503}, error_body=echo, retry_after="5")
     with api, pytest.raises(RetryableEnrichError) as raised:
-        lambda_handler(map_item(api), FakeContext())
+        lambda_handler(map_item(api), LambdaContext())
     assert api.requests[0].headers["x-api-key"] == API_KEY, "the key was sent"
     assert "upstream failed for key ***" in str(raised.value)
     assert API_KEY not in str(raised.value)
@@ -263,21 +263,10 @@ def test_api_key_never_appears_in_errors_or_logs(secrets, monkeypatch, logs, cap
 # -- handler --------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "InvokeEnrich"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:InvokeEnrich"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 def test_handler_returns_the_enrich_result_and_counts_it(s3, logs, capsys):
     with LocalEnrichApi() as api:
         event = map_item(api)
-        result = lambda_handler(event, FakeContext())
+        result = lambda_handler(event, LambdaContext())
     assert {k: result[k] for k in ("batch_id", "http_status", "ids_count")} == {
         "batch_id": "000001",
         "http_status": 200,
@@ -293,7 +282,7 @@ def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs, capsys):
     with LocalEnrichApi(rules={"tt0000001": 404}) as api:
         event = map_item(api)
         with pytest.raises(RejectedEnrichError):
-            lambda_handler(event, FakeContext())
+            lambda_handler(event, LambdaContext())
     assert emitted_metrics(capsys.readouterr().out) == {"EnrichFailures": 1}
     [line] = [json.loads(line) for line in logs if "not enriched" in line]
     assert (line["error_type"], line["batch_id"], line["run_id"]) == (
@@ -313,7 +302,7 @@ def stored(s3, key: str = "runs/night-1/results/000001.json") -> dict:
 def test_handler_stores_the_answer_with_the_exact_shape(s3):
     before = datetime.now(UTC)
     with LocalEnrichApi() as api:
-        lambda_handler(map_item(api), FakeContext())
+        lambda_handler(map_item(api), LambdaContext())
     document = stored(s3)
     assert set(document) == {"run_id", "batch_id", "fetched_at", "ids", "status", "body"}
     assert (document["run_id"], document["batch_id"], document["ids"], document["status"]) == (
@@ -339,7 +328,7 @@ def test_handler_stores_the_answer_with_the_exact_shape(s3):
 )
 def test_a_non_json_answer_is_stored_as_text(s3, rules, ok_body, expected):
     with LocalEnrichApi(rules=rules, ok_body=ok_body) as api:
-        result = lambda_handler(map_item(api), FakeContext())
+        result = lambda_handler(map_item(api), LambdaContext())
     assert stored(s3)["body"] == expected
     assert stored(s3)["status"] == result["http_status"]
 
@@ -349,7 +338,7 @@ def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch
     with LocalEnrichApi() as api:
         event = map_item(api)
         with pytest.raises(RetryableEnrichError, match=r"could not be stored .*NoSuchBucket"):
-            lambda_handler(event, FakeContext())
+            lambda_handler(event, LambdaContext())
     assert api.request_count == 1, "the API answered; only the write failed"
     assert emitted_metrics(capsys.readouterr().out) == {"EnrichFailures": 1}
     assert not any("batch enriched" in line for line in logs)
@@ -357,13 +346,13 @@ def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch
 
 def test_a_failed_answer_stores_nothing(s3):
     with LocalEnrichApi(rules={"tt0000001": 503}) as api, pytest.raises(RetryableEnrichError):
-        lambda_handler(map_item(api), FakeContext())
+        lambda_handler(map_item(api), LambdaContext())
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
 
 
 def test_a_map_item_without_run_id_is_refused_before_any_request(s3):
     with LocalEnrichApi() as api, pytest.raises(InvalidInputError, match="run_id"):
-        lambda_handler(batch_for(api).to_dict(), FakeContext())
+        lambda_handler(batch_for(api).to_dict(), LambdaContext())
     assert api.request_count == 0
 
 
@@ -371,8 +360,8 @@ def test_idempotency_key_is_the_same_on_every_attempt(s3):
     with LocalEnrichApi(rules={"tt0000001": [503, 429]}) as api:
         for _ in range(2):
             with pytest.raises(RetryableEnrichError):
-                lambda_handler(map_item(api, run_id="night-7"), FakeContext())
-        lambda_handler(map_item(api, run_id="night-7"), FakeContext())
+                lambda_handler(map_item(api, run_id="night-7"), LambdaContext())
+        lambda_handler(map_item(api, run_id="night-7"), LambdaContext())
     assert [r.headers["idempotency-key"] for r in api.requests] == ["night-7/000001"] * 3
 
 
@@ -381,7 +370,7 @@ def test_an_api_key_echoed_in_a_2xx_answer_is_not_stored(secrets, s3, monkeypatc
     secrets.create_secret(Name=name, SecretString=API_KEY)
     monkeypatch.setenv("API_KEY_SECRET_NAME", name)
     with LocalEnrichApi(ok_body=f"ok, caller {API_KEY}") as api:
-        lambda_handler(map_item(api), FakeContext())
+        lambda_handler(map_item(api), LambdaContext())
     raw = s3.get_object(Bucket=BUCKET, Key="runs/night-1/results/000001.json")["Body"].read()
     assert API_KEY.encode() not in raw
     assert stored(s3)["body"] == "ok, caller ***"

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -18,17 +17,10 @@ from enrich_shared.errors import ConfigurationError, SnowflakeUnavailableError
 from enrich_shared.load_sql import create_tables
 from enrich_shared.observability import logger as powertools_logger
 from load_results.handler import lambda_handler
+from tests.lambda_context import LambdaContext
 
 PASSWORD_CANARY = "canary-load-pw-" + uuid.uuid4().hex
 RUN = "manual-2026-12-01"
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "LoadResults"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:LoadResults"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture

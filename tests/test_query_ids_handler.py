@@ -12,7 +12,6 @@ import json
 import logging
 import tracemalloc
 import uuid
-from dataclasses import dataclass
 
 import boto3
 import pytest
@@ -31,6 +30,7 @@ from enrich_shared.load_sql import create_state_table
 from enrich_shared.observability import logger as powertools_logger
 from enrichctl.embedded_snowflake import EmbeddedSnowflake
 from query_ids.handler import lambda_handler
+from tests.lambda_context import LambdaContext
 
 BUCKET = "qids-test-bucket"
 #: Rows of the seeded table: (ORG_ID, CREATIVEWORKID, IMDB_VALUE).
@@ -50,14 +50,6 @@ ROWS = [
 EXPECTED_IDS = ["tt0111161", "tt0068646", "tt10872600"]
 BIG_ROWS = 100_000
 PASSWORD_CANARY = "canary-P4ssw0rd-" + uuid.uuid4().hex
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "QueryIds"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:QueryIds"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture(scope="module")

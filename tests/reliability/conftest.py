@@ -1,5 +1,6 @@
-"""Fixtures for the reliability suite: the synthesized template, an embedded Snowflake, the
-local enrichment API and the pipeline under moto, with handler logs captured to a file.
+"""Fixtures for the reliability suite: the workflow tests' pipeline factory (the template,
+embedded Snowflake and seed fixtures come from tests/conftest.py), with handler logs
+captured to a file that the tests read.
 
 One template (the synth cache is shared by all workers) and one fakesnow server per xdist
 worker; a fresh moto, API and log file per test. Retry waits are recorded and skipped.
@@ -7,89 +8,21 @@ worker; a fresh moto, API and log file per test. Retry waits are recorded and sk
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from enrich_shared.observability import SERVICE
-from enrichctl.local_api import LocalEnrichApi
-from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
+# Reused, not copied: the workflow tests' LocalPipeline factory.
+from tests.workflow.conftest import make_pipeline
+
+__all__ = ["make_pipeline"]
 
 
 @pytest.fixture
 def lambda_log(tmp_path) -> Path:
     """Where handler logs (Powertools JSON lines) and EMF metrics of the test go."""
     return tmp_path / "lambda.log"
-
-
-@pytest.fixture
-def make_pipeline(
-    pipeline_template, snowflake, tmp_path, lambda_log
-) -> Iterator[Callable[..., tuple[LocalPipeline, LocalEnrichApi]]]:
-    """Factory: `make_pipeline(api_kwargs..., snowflake_secret=, env=, before_enter=)`.
-
-    `before_enter(pipeline)` may change the pipeline before moto creates it (e.g. a shorter
-    execution timeout). Handler output goes to `lambda_log`, as in `enrichctl local`.
-    """
-    with contextlib.ExitStack() as stack:
-        log_file = stack.enter_context(
-            lambda_log.open("w", buffering=1)
-        )  # line-buffered: tests read it mid-run
-
-        def make(
-            *,
-            snowflake_secret: dict[str, Any] | None = None,
-            env: dict[str, str] | None = None,
-            base_url: str | None = None,
-            before_enter: Callable[[LocalPipeline], Any] | None = None,
-            **api_kwargs: Any,
-        ) -> tuple[LocalPipeline, LocalEnrichApi]:
-            api = stack.enter_context(
-                LocalEnrichApi(output_dir=tmp_path / "enriched", **api_kwargs)
-            )
-            pipeline = LocalPipeline(
-                pipeline_template,
-                snowflake_secret=snowflake_secret or snowflake.secret(),
-                api_base_url=base_url or api.base_url,
-                env_overrides=env,
-                api_request_count=lambda: api.request_count,
-                output_dir=tmp_path,
-                # LoadResults' tables and file:// stage, fresh for this pipeline.
-                embedded_snowflake=snowflake.secret(),
-            )
-            if before_enter is not None:
-                before_enter(pipeline)
-            stack.enter_context(_handler_output_to(log_file))
-            stack.enter_context(_service_logger_to(log_file))
-            stack.enter_context(pipeline)
-            return pipeline, api
-
-        yield make
-
-
-@contextlib.contextmanager
-def _service_logger_to(stream: Any) -> Iterator[None]:
-    """Point the Powertools logger's handlers at `stream` whatever stdout they captured.
-
-    The logger is created once per process, under whichever test's stdout capture was
-    active then, so `_handler_output_to` (which matches on the current stdout) can miss it.
-    """
-    handlers = [
-        h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)
-    ]
-    saved = [(h, h.stream) for h in handlers]
-    for handler in handlers:
-        handler.setStream(stream)
-    try:
-        yield
-    finally:
-        for handler, original in saved:
-            handler.setStream(original)
 
 
 @pytest.fixture(scope="session")

@@ -122,22 +122,18 @@ def labelled(cases: list[tuple[str, Any]], controls: int) -> list[Any]:
     return values
 
 
-def test_dirty_ids_are_trimmed_or_rejected_and_counted(
-    make_pipeline, seed, lambda_log, update_outcomes
+@pytest.mark.parametrize(
+    ("case_id", "cases", "run_id"),
+    [("ids-dirty", DIRTY, "b-dirty"), ("ids-url-syntax", URL_SYNTAX, "b-url")],
+    ids=["dirty", "url-syntax"],
+)
+def test_hostile_ids_are_trimmed_or_rejected_counted_and_never_reach_the_api_malformed(
+    make_pipeline, seed, lambda_log, update_outcomes, case_id, cases, run_id
 ):
-    values = labelled(DIRTY, controls=3)
-    observed = run_values(make_pipeline, seed, values, "b-dirty", lambda_log)
+    values = labelled(cases, controls=3)
+    observed = run_values(make_pipeline, seed, values, run_id, lambda_log)
     observed["rows"] = [r for r in observed["rows"] if not r["input"].startswith("valid")]
-    record_outcome("ids-dirty", observed, update_outcomes)
-
-
-def test_ids_carrying_url_syntax_never_reach_the_api(
-    make_pipeline, seed, lambda_log, update_outcomes
-):
-    values = labelled(URL_SYNTAX, controls=3)
-    observed = run_values(make_pipeline, seed, values, "b-url", lambda_log)
-    observed["rows"] = [r for r in observed["rows"] if not r["input"].startswith("valid")]
-    record_outcome("ids-url-syntax", observed, update_outcomes)
+    record_outcome(case_id, observed, update_outcomes)
 
 
 def test_a_numeric_id_column_is_rejected_and_counted(make_pipeline, seed, update_outcomes):
@@ -187,6 +183,7 @@ def test_empty_and_only_invalid_results_succeed_quietly_with_counts(
 
     assert report.status == "SUCCEEDED", (report.error, report.cause)
     assert (report.ids, report.invalid_ids, api.request_count) == (0, len(values), 0)
+    assert report.http_requests == 0
     emf = [json.loads(line) for line in lambda_log.read_text().splitlines() if "_aws" in line]
     published = [m["InvalidIds"] for m in emf if "InvalidIds" in m]
     last = published[-1]

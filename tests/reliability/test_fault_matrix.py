@@ -6,6 +6,7 @@ none twice in the same run". Outcomes are recorded for README (see support.py).
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections import Counter
@@ -91,8 +92,15 @@ def enrich_waits(report) -> list:
     return [w for w in report.retry_waits if w.state == "InvokeEnrich"]
 
 
+def served(api) -> Counter:
+    """How often the API answered 200 for each ID."""
+    return Counter(i for r in api.requests if r.status == 200 for i in r.ids)
+
+
 # --------------------------------------------------------------------------- the API
-def test_api_503_bursts_are_absorbed_by_retries(make_pipeline, seed, update_outcomes):
+def test_api_503_bursts_are_absorbed_by_retries_with_the_configured_backoff(
+    make_pipeline, seed, pipeline_config, update_outcomes
+):
     values = ids(1_100_000)
     seed(values)
     burst = [503, 503, 503]  # maxAttempts 3: the 4th attempt gets through
@@ -101,8 +109,25 @@ def test_api_503_bursts_are_absorbed_by_retries(make_pipeline, seed, update_outc
     report = pipeline.run({"run_id": "f-503"})
 
     assert report.status == "SUCCEEDED", pipeline.failed_records("f-503")
-    assert len(enrich_waits(report)) == 6
-    assert api.request_count == report.batches + 6
+    assert report.failed_batches == 0
+    assert served(api) == Counter(values)  # all enriched once in the end
+    assert api.request_count == report.batches + 6  # exactly the six extra attempts
+    waits = enrich_waits(report)
+    assert len(waits) == 6 and {w.error for w in waits} == {"RetryableEnrichError"}
+    retry = pipeline_config.enrichment.retry
+    ceilings = retry.waits()
+    for wait in waits:
+        assert (wait.interval_seconds, wait.backoff_rate) == (
+            retry.interval_seconds,
+            retry.backoff_rate,
+        )
+        assert wait.max_delay_seconds == retry.max_delay_seconds
+        assert wait.jitter == "FULL"
+        assert wait.ceiling == ceilings[wait.retry_number]
+        assert 0 <= wait.seconds <= wait.ceiling  # full jitter draws below the ceiling
+        assert not wait.slept
+    # Retry numbers per batch: 0, 1, 2 for each of the two bursts.
+    assert sorted(w.retry_number for w in waits) == [0, 0, 1, 1, 2, 2]
     row = observe("api-503-burst", pipeline, api, report, values, update_outcomes)
     assert row["failed_batches_metric"] == 0
 
@@ -118,7 +143,8 @@ def test_429_with_retry_after_is_retried_with_the_configured_backoff(
 
     assert report.status == "SUCCEEDED", (report.error, report.cause)
     waits = enrich_waits(report)
-    assert len(waits) == 2
+    assert len(waits) == 2 and {w.error for w in waits} == {"RetryableEnrichError"}
+    assert api.request_count == report.batches + 2
     # Step Functions cannot wait what one answer asks for: the configured backoff applies.
     ceilings = pipeline_config.enrichment.retry.waits()
     assert all(0 <= w.seconds <= ceilings[w.retry_number] < 120 for w in waits)
@@ -148,8 +174,7 @@ def test_answers_slower_than_the_read_timeout_are_retried(make_pipeline, seed, u
     errors = [i.error_message for i in report.invocations if i.error_type == "RetryableEnrichError"]
     assert len(errors) == 2 and all("timed out" in e for e in errors)
     # The server finished the two slow answers after the client gave up: at least once.
-    served = Counter(i for r in api.requests if r.status == 200 for i in r.ids)
-    assert served[values[0]] == 3
+    assert served(api)[values[0]] == 3
     observe(
         "api-slow",
         pipeline,
@@ -175,22 +200,44 @@ def test_connection_reset_mid_response_is_retried(make_pipeline, seed, update_ou
     observe("api-reset", pipeline, api, report, values, update_outcomes)
 
 
-def test_one_batch_failing_permanently_is_listed_and_the_rest_enriched(
+def test_one_batch_failing_permanently_is_listed_the_rest_enriched_and_a_retry_run_recovers(
     make_pipeline, seed, update_outcomes
 ):
     values = ids(1_500_000)
     seed(values)
     bad = values[100]
-    pipeline, api = make_pipeline(rule=lambda request: 500 if bad in request.ids else None)
+    broken = {"on": True}
+    pipeline, api = make_pipeline(
+        rule=lambda request: 500 if broken["on"] and bad in request.ids else None
+    )
 
     report = pipeline.run({"run_id": "f-perm"})
 
     assert report.status == "FAILED" and report.error == "BatchesFailed"
+    assert (report.cause or "").startswith("1 batch(es) failed")
     assert "runs/f-perm/failed/" in (report.cause or "")
-    (record,) = pipeline.failed_records("f-perm").values()
-    assert bad in record["ids"] and record["error"]["Error"] == "RetryableEnrichError"
+    bad_batch = next(b for b in pipeline.read_json("runs/f-perm/batches.json") if bad in b["ids"])
+    records = pipeline.failed_records("f-perm")
+    assert list(records) == [bad_batch["batch_id"]]
+    (record,) = records.values()
+    assert record["ids"] == bad_batch["ids"] and record["error"]["Error"] == "RetryableEnrichError"
+    assert set(served(api)) == set(values) - set(bad_batch["ids"])  # every other batch
+    assert max(served(api).values()) == 1
     row = observe("api-one-batch-permanent", pipeline, api, report, values, update_outcomes)
     assert row["failed_batches_metric"] == 1
+
+    # The API heals; a retry run sends only the failed batch, without querying Snowflake.
+    broken["on"] = False
+    requests_before = len(api.requests)
+    retry = pipeline.run(
+        {"run_id": "f-perm-retry-1", "trigger": "retry", "retry_of_run_id": "f-perm"}
+    )
+
+    assert retry.status == "SUCCEEDED", (retry.error, retry.cause)
+    assert [r.ids for r in api.requests[requests_before:]] == [bad_batch["ids"]]
+    assert served(api) == Counter(values)  # now every ID enriched, once
+    query = pipeline.functions["query_ids"].name
+    assert not any(i.function == query for i in retry.invocations)
 
 
 def test_api_down_for_the_whole_run_lists_every_batch(
@@ -211,8 +258,8 @@ def test_api_down_for_the_whole_run_lists_every_batch(
 
 
 # --------------------------------------------------------------------------- Snowflake
-def test_snowflake_down_at_login_fails_the_run_after_retries(
-    make_pipeline, snowflake, seed, closed_port, update_outcomes
+def test_snowflake_down_at_login_fails_the_run_after_the_configured_retries(
+    make_pipeline, snowflake, seed, closed_port, pipeline_config, update_outcomes
 ):
     values = ids(1_700_000)
     seed(values)
@@ -225,6 +272,14 @@ def test_snowflake_down_at_login_fails_the_run_after_retries(
 
     assert report.status == "FAILED" and report.error == "SnowflakeUnavailableError"
     assert api.request_count == 0
+    retry = pipeline_config.snowflake.retry
+    query = pipeline.functions["query_ids"].name
+    query_calls = [i for i in report.invocations if i.function == query]
+    assert len(query_calls) == retry.max_attempts + 1
+    assert {i.error_type for i in query_calls} == {"SnowflakeUnavailableError"}
+    waits = [w for w in report.retry_waits if w.error == "SnowflakeUnavailableError"]
+    assert [w.ceiling for w in waits] == retry.waits()
+    assert all(0 <= w.seconds <= w.ceiling and not w.slept for w in waits)
     observe(
         "snowflake-down-login",
         pipeline,
@@ -487,14 +542,25 @@ def test_run_exceeding_the_state_machine_timeout(
 
 
 # --------------------------------------------------------------------------- duplicates
+def scheduler_input(template: dict[str, Any], scheduled_time: str) -> dict[str, Any]:
+    """The synthesized schedule's input as Scheduler sends it: keywords replaced as whole
+    values (the only place Scheduler documents replacing them)."""
+    (schedule,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
+    ]
+    run_input = json.loads(schedule["Properties"]["Target"]["Input"])
+    keyword = "<aws.scheduler.scheduled-time>"
+    return {k: scheduled_time if v == keyword else v for k, v in run_input.items()}
+
+
 def test_duplicate_start_for_the_same_scheduled_time_enriches_once(
-    make_pipeline, seed, update_outcomes
+    make_pipeline, seed, pipeline_template, update_outcomes
 ):
     values = ids(2_500_000)
     seed(values)
     pipeline, api = make_pipeline()
-    # What the schedule sends: the run ID is derived from scheduled_time by QueryIds.
-    run_input = {"trigger": "schedule", "scheduled_time": "2026-11-25T02:00:00Z"}
+    run_input = scheduler_input(pipeline_template, "2026-11-25T02:00:00Z")
+    assert "run_id" not in run_input  # derived from scheduled_time by QueryIds
 
     # Both starts land before either has claimed the run (a double delivery).
     second_arn = pipeline.start(run_input, name="delivery-2")
@@ -508,8 +574,10 @@ def test_duplicate_start_for_the_same_scheduled_time_enriches_once(
         i.result["status"] for i in pipeline.runtime.invocations if i.function == query
     )
     assert claims == Counter({"claimed": 1, "already_ran": 1})
-    served = Counter(i for r in api.requests if r.status == 200 for i in r.ids)
-    assert served == Counter(values)  # every ID once across both executions
+    run_ids = {i.result["run_id"] for i in pipeline.runtime.invocations if i.function == query}
+    assert run_ids == {first.run_id} == {"scheduled-2026-11-25T02:00:00Z"}
+    assert pipeline.read_json("runs/scheduled-2026-11-25T02:00:00Z/claim.json")
+    assert served(api) == Counter(values)  # every ID once across both executions
     # One report over both executions: every invocation and every retry wait they caused.
     report = pipeline._report(
         pipeline.wait(first.execution_arn),

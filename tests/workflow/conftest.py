@@ -2,35 +2,45 @@
 enrichment API and the pipeline under moto (real handlers in-process).
 
 One template and one fakesnow server per xdist worker; a fresh moto and API per test.
-Retry waits are recorded and skipped, so backoff costs no wall time.
+Retry waits are recorded and skipped, so backoff costs no wall time. The reliability and
+ops suites reuse this `make_pipeline` (imported by their conftest.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from enrich_shared.observability import SERVICE
 from enrichctl.local_api import LocalEnrichApi
-from enrichctl.local_run.runner import LocalPipeline
+from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
 
 
 @pytest.fixture
 def make_pipeline(
-    pipeline_template, snowflake, tmp_path
+    pipeline_template, snowflake, tmp_path, lambda_log
 ) -> Iterator[Callable[..., tuple[LocalPipeline, LocalEnrichApi]]]:
-    """Factory: `make_pipeline(api_kwargs..., snowflake_secret=..., env=...)`.
+    """Factory: `make_pipeline(api_kwargs..., snowflake_secret=, env=, base_url=, before_enter=)`.
 
     Returns the entered pipeline and the started local API; both close after the test.
+    `before_enter(pipeline)` may change the pipeline before moto creates it (e.g. a shorter
+    execution timeout). When `lambda_log` names a file (the reliability suite's does),
+    handler output goes there, as in `enrichctl local`; otherwise pytest captures it.
     """
     with contextlib.ExitStack() as stack:
+        # Line-buffered: tests read it mid-run.
+        log_file = stack.enter_context(lambda_log.open("w", buffering=1)) if lambda_log else None
 
         def make(
             *,
             snowflake_secret: dict[str, Any] | None = None,
             env: dict[str, str] | None = None,
+            base_url: str | None = None,
+            before_enter: Callable[[LocalPipeline], Any] | None = None,
             **api_kwargs: Any,
         ) -> tuple[LocalPipeline, LocalEnrichApi]:
             api = stack.enter_context(
@@ -39,14 +49,39 @@ def make_pipeline(
             pipeline = LocalPipeline(
                 pipeline_template,
                 snowflake_secret=snowflake_secret or snowflake.secret(),
-                api_base_url=api.base_url,
+                api_base_url=base_url or api.base_url,
                 env_overrides=env,
                 api_request_count=lambda: api.request_count,
                 output_dir=tmp_path,
                 # LoadResults' tables and file:// stage, fresh for this pipeline.
                 embedded_snowflake=snowflake.secret(),
             )
+            if before_enter is not None:
+                before_enter(pipeline)
+            if log_file is not None:
+                stack.enter_context(_handler_output_to(log_file))
+                stack.enter_context(_service_logger_to(log_file))
             stack.enter_context(pipeline)
             return pipeline, api
 
         yield make
+
+
+@contextlib.contextmanager
+def _service_logger_to(stream: Any) -> Iterator[None]:
+    """Point the Powertools logger's handlers at `stream` whatever stdout they captured.
+
+    The logger is created once per process, under whichever test's stdout capture was
+    active then, so `_handler_output_to` (which matches on the current stdout) can miss it.
+    """
+    handlers = [
+        h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)
+    ]
+    saved = [(h, h.stream) for h in handlers]
+    for handler in handlers:
+        handler.setStream(stream)
+    try:
+        yield
+    finally:
+        for handler, original in saved:
+            handler.setStream(original)
