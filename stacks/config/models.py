@@ -427,8 +427,7 @@ class RetentionConfig(Section):
     run_data_days: whole(1, 3650) = Field(30, description="Days before `runs/…` objects expire")
     log_days: one_of(LOG_RETENTION_DAYS, "is not a retention CloudWatch Logs accepts") = Field(
         30,
-        description="Log retention; must be a value CloudWatch accepts (1, 3, 5, 7, 14, 30, 60, "
-        "90, …)",
+        description="Days CloudWatch Logs keeps the logs (only some values are accepted)",
     )
 
 
@@ -443,7 +442,7 @@ class PipelineConfig(Section):
     alarms: AlarmsConfig = Field(AlarmsConfig())
     retention: RetentionConfig = Field(RetentionConfig())
     log_level: one_of(LOG_LEVELS, "is not a log level") = Field(
-        "INFO", description="Powertools log level: DEBUG/INFO/WARNING/ERROR"
+        "INFO", description="Powertools log level of the Lambdas"
     )
 
     @property

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date
 from typing import Any
 
+import jsonschema
 import pytest
 
 from stacks.config import (
@@ -14,8 +16,12 @@ from stacks.config import (
     dst_gaps,
     load_config,
     parse_cron_times,
+    reference,
+    schema,
+    validate,
     with_local_placeholders,
 )
+from stacks.config.schema import SCHEMA_PATH
 from stacks.synth import cdk_json_context
 
 TODAY = date(2026, 11, 25)
@@ -335,3 +341,112 @@ def test_loading_off_turns_the_incremental_pull_off() -> None:
     assert config.load.enabled is False
     assert config.snowflake.refresh_after_days is None
     assert config_with(load__enabled=False).snowflake.refresh_after_days is None
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_a_section_given_a_value_on_the_command_line_says_it_must_be_an_object() -> None:
+    # `-c pipeline.snowflake=5` used to end in a TypeError from the checker.
+    message = error_of(snowflake=5)
+    assert "pipeline.snowflake=5 must be an object with keys ['fetchBatchSize'," in message
+    assert "fix:" in message
+
+
+def test_an_out_of_range_retry_value_is_one_problem() -> None:
+    # Not also a second, made-up "maxDelaySeconds=1 is below intervalSeconds" problem.
+    message = error_of(enrichment__retry__maxDelaySeconds=0)
+    assert message == (
+        "Invalid pipeline configuration: pipeline.enrichment.retry.maxDelaySeconds=0 is out of "
+        "range; fix: use a number from 1 to 3600"
+    )
+
+
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        {"enrichment__maxConcurrency": '"10"'},  # -c passes JSON: this is the string "10"
+        {"schedule__enabled": 1},
+        {"alarms__emails": "oncall@example.com"},
+        {"alarms__emails": [5]},
+        {"retention__logDays": True},
+        {"snowflake__retry__backoffRate": '"2"'},
+        {"load__source": 5},
+        {"snowflake__incremental__refreshAfterDays": 2.5},
+        {"enrichment__baseUrl": "https://[::1"},
+    ],
+)
+def test_messages_are_ours_not_pydantics(dotted: dict[str, Any]) -> None:
+    message = error_of(**dotted)
+    key = "pipeline." + next(iter(dotted)).replace("__", ".")
+    assert key in message and "; fix: " in message
+    for pydantic_text in ("pydantic", "Input should", "validation error", "[type="):
+        assert pydantic_text not in message
+
+
+def test_a_check_without_words_of_its_own_still_names_key_value_and_fix() -> None:
+    # Unreachable through CDK context (sections are checked to be objects first), but
+    # `validate` takes any object: the fallback keeps the key, the value and a fix.
+    raw = copy.deepcopy(DEFAULTS) | {"snowflake": 5}
+    raw["enrichment"]["baseUrl"] = "https://api.example.com/x"
+    raw["load"]["enabled"] = False
+    with pytest.raises(ConfigError) as excinfo:
+        validate(raw, today=TODAY)
+    assert str(excinfo.value).startswith(
+        "Invalid pipeline configuration: pipeline.snowflake=5 is invalid ("
+    )
+    assert "fix: see the configuration reference (`python -m stacks.config.reference`)" in str(
+        excinfo.value
+    )
+    assert "errors.pydantic.dev" not in str(excinfo.value)
+
+
+# --------------------------------------------------------------------------- schema, reference
+
+
+def leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys += leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return keys
+
+
+def test_the_committed_json_schema_is_the_models_schema() -> None:
+    assert SCHEMA_PATH.read_text() == schema.render(), (
+        "schema/pipeline.schema.json is stale: run `python -m stacks.config.schema`"
+    )
+
+
+def test_the_json_schema_accepts_cdk_json_and_refuses_what_synth_refuses() -> None:
+    checker = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    pipeline = cdk_json_context()["pipeline"]
+    assert list(checker.iter_errors(pipeline)) == []
+    for dotted, value in [
+        ("enrichment.maxConcurrency", 0),
+        ("snowflake.fetchBatchSize", "10000"),
+        ("retention.logDays", 31),
+        ("logLevel", "LOUD"),
+        ("load.stage", "ENRICH STAGE"),
+        ("enrichment.maxConcurency", 5),
+        ("alarms.emails", "oncall@example.com"),
+    ]:
+        bad = copy.deepcopy(pipeline)
+        *parents, last = dotted.split(".")
+        node = bad
+        for part in parents:
+            node = node[part]
+        node[last] = value
+        assert list(checker.iter_errors(bad)), f"the schema accepts {dotted}={value!r}"
+
+
+def test_the_reference_has_every_key_with_its_default_and_the_checked_range() -> None:
+    rows = reference.rows()
+    keys = {key.strip("`") for key, *_ in rows}
+    for leaf in leaf_keys(DEFAULTS):
+        section = leaf.rsplit(".", 1)[0] + ".{"
+        assert leaf in keys or any(k.startswith(section) for k in keys), leaf
+    assert all(meaning for *_, meaning in rows), "a key without a description"
+    by_key = {key.strip("`"): (default, values) for key, default, values, _ in rows}
+    assert by_key["enrichment.maxConcurrency"] == ("`10`", "1\N{EN DASH}10,000")
+    assert by_key["logLevel"][1] == "`DEBUG`, `INFO`, `WARNING`, `ERROR`"
+    assert reference.render().startswith("| Key | Default | Values | Meaning |")
