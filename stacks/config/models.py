@@ -131,7 +131,31 @@ class IncrementalConfig(Section):
     )
 
 
-class SnowflakeConfig(Section):
+class SnowflakeTimeouts:
+    """The Snowflake connector's timeouts, derived from the model's Lambda `timeout_seconds`.
+
+    (No annotation here: pydantic would take it for a field of the models.)
+    """
+
+    @property
+    def login_timeout_s(self) -> int:
+        """Connector login timeout: a tenth of the Lambda's time, at most 30 s."""
+        return min(30, self.timeout_seconds // 10)
+
+    @property
+    def statement_timeout_s(self) -> int:
+        """Per-statement timeout: two thirds of the Lambda's; the rest is login and the
+        Lambda's own work, so a stuck query ends with Snowflake's error before Lambda
+        kills the function."""
+        return self.timeout_seconds * 2 // 3
+
+    @property
+    def network_timeout_s(self) -> int:
+        """Per-request network timeout, never longer than the statement timeout."""
+        return min(120, self.statement_timeout_s)
+
+
+class SnowflakeConfig(SnowflakeTimeouts, Section):
     """Where the IDs come from, and how long the query step may take."""
 
     secret_name: SecretName = Field(
@@ -161,21 +185,6 @@ class SnowflakeConfig(Section):
     def refresh_after_days(self) -> int | None:
         """None: every night queries every ID; N: only IDs not enriched OK in the last N days."""
         return self.incremental.refresh_after_days
-
-    @property
-    def login_timeout_s(self) -> int:
-        """Connector login timeout: a tenth of the Lambda's time, at most 30 s."""
-        return min(30, self.timeout_seconds // 10)
-
-    @property
-    def statement_timeout_s(self) -> int:
-        """Query timeout: two thirds of the Lambda's; the rest is login, fetch and S3 writes."""
-        return self.timeout_seconds * 2 // 3
-
-    @property
-    def network_timeout_s(self) -> int:
-        """Per-request network timeout, never longer than the statement timeout."""
-        return min(120, self.statement_timeout_s)
 
 
 class EnrichmentConfig(Section):
@@ -254,7 +263,7 @@ class EnrichmentConfig(Section):
         )
 
 
-class LoadConfig(Section):
+class LoadConfig(SnowflakeTimeouts, Section):
     """Loading the stored answers into Snowflake through an external stage."""
 
     enabled: Flag = Field(
@@ -352,22 +361,6 @@ class LoadConfig(Section):
     def source_stage(self) -> str | None:
         """The stage over `source` (`<stage>_SOURCE`), when `source` is set."""
         return source_stage_name(self.stage) if self.source else None
-
-    @property
-    def login_timeout_s(self) -> int:
-        """Connector login timeout: a tenth of the Lambda's time, at most 30 s."""
-        return min(30, self.timeout_seconds // 10)
-
-    @property
-    def statement_timeout_s(self) -> int:
-        """Per-statement timeout: two thirds of the Lambda's, so a stuck COPY or MERGE
-        ends with Snowflake's error before Lambda kills the function."""
-        return self.timeout_seconds * 2 // 3
-
-    @property
-    def network_timeout_s(self) -> int:
-        """Per-request network timeout, never longer than the statement timeout."""
-        return min(120, self.statement_timeout_s)
 
     @property
     def source_bucket(self) -> str | None:
