@@ -1,7 +1,9 @@
-"""The JSON Schema of cdk.json's `pipeline` object, generated from the models (for editors).
+"""JSON Schemas generated from the models, for editors: the `pipeline` object, and cdk.json.
 
-`python -m stacks.config.schema` writes schema/pipeline.schema.json; `--check` only says
-whether the committed file still matches the models (tests/infra/test_config.py runs it).
+`python -m stacks.config.schema` writes schema/pipeline.schema.json (the `pipeline` object
+alone, for tools that validate it) and schema/cdk.schema.json (the whole cdk.json with that
+object at context.pipeline, for an editor's file-to-schema mapping); `--check` only says
+whether the committed files still match the models (tests/infra/test_config.py checks it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from stacks.config.models import PipelineConfig
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema" / "pipeline.schema.json"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def pipeline_schema() -> dict[str, Any]:
@@ -23,7 +26,23 @@ def pipeline_schema() -> dict[str, Any]:
     """
     schema = PipelineConfig.model_json_schema(by_alias=True, mode="validation")
     _tidy(schema)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    return {"$schema": DIALECT, **schema}
+
+
+def cdk_json_schema() -> dict[str, Any]:
+    """cdk.json: any keys, with `context.pipeline` checked (one file, no cross-file $ref)."""
+    pipeline = pipeline_schema()
+    definitions = pipeline.pop("$defs")
+    del pipeline["$schema"]
+    return {
+        "$schema": DIALECT,
+        "title": "cdk.json of the IMDB enrichment pipeline",
+        "type": "object",
+        "properties": {
+            "context": {"type": "object", "properties": {"pipeline": pipeline}},
+        },
+        "$defs": definitions,  # the pipeline's "#/$defs/..." references resolve here
+    }
 
 
 def _tidy(node: Any) -> None:
@@ -38,23 +57,29 @@ def _tidy(node: Any) -> None:
             _tidy(value)
 
 
-def render() -> str:
-    """The schema file's text."""
-    return json.dumps(pipeline_schema(), indent=2, ensure_ascii=False) + "\n"
+def rendered() -> dict[Path, str]:
+    """Each schema file's path and text."""
+    return {
+        SCHEMA_DIR / name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for name, schema in (
+            ("pipeline.schema.json", pipeline_schema()),
+            ("cdk.schema.json", cdk_json_schema()),
+        )
+    }
 
 
 def main(argv: list[str]) -> int:
-    """Write the schema file, or with `--check` exit 1 when it differs from the models."""
-    text = render()
+    """Write the schema files, or with `--check` exit 1 when one differs from the models."""
+    files = rendered()
     if argv == ["--check"]:
-        current = SCHEMA_PATH.read_text() if SCHEMA_PATH.exists() else ""
-        if current != text:
-            print(f"{SCHEMA_PATH} is stale: run `python -m stacks.config.schema`")
-            return 1
-        return 0
-    SCHEMA_PATH.parent.mkdir(exist_ok=True)
-    SCHEMA_PATH.write_text(text)
-    print(f"wrote {SCHEMA_PATH}")
+        stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"{path} is stale: run `python -m stacks.config.schema`")
+        return 1 if stale else 0
+    SCHEMA_DIR.mkdir(exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

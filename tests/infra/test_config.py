@@ -21,8 +21,8 @@ from stacks.config import (
     validate,
     with_local_placeholders,
 )
-from stacks.config.schema import SCHEMA_PATH
-from stacks.synth import cdk_json_context
+from stacks.config.schema import SCHEMA_DIR
+from stacks.synth import REPO_ROOT, cdk_json_context
 
 TODAY = date(2026, 11, 25)
 
@@ -411,16 +411,30 @@ def leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
-def test_the_committed_json_schema_is_the_models_schema() -> None:
-    assert SCHEMA_PATH.read_text() == schema.render(), (
-        "schema/pipeline.schema.json is stale: run `python -m stacks.config.schema`"
-    )
+def test_the_committed_json_schemas_are_the_models_schemas() -> None:
+    for path, text in schema.rendered().items():
+        assert path.read_text() == text, f"{path} is stale: run `python -m stacks.config.schema`"
 
 
-def test_the_json_schema_accepts_cdk_json_and_refuses_what_synth_refuses() -> None:
-    checker = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
-    pipeline = cdk_json_context()["pipeline"]
-    assert list(checker.iter_errors(pipeline)) == []
+def set_dotted(obj: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of `obj` with `dotted` set to `value`."""
+    out = copy.deepcopy(obj)
+    *parents, last = dotted.split(".")
+    node = out
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+@pytest.mark.parametrize("name", ["pipeline.schema.json", "cdk.schema.json"])
+def test_the_json_schemas_accept_cdk_json_and_refuse_what_synth_refuses(name: str) -> None:
+    checker = jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / name).read_text()))
+    document = json.loads((REPO_ROOT / "cdk.json").read_text())
+    prefix = "context.pipeline."
+    if name == "pipeline.schema.json":
+        document, prefix = document["context"]["pipeline"], ""
+    assert list(checker.iter_errors(document)) == []
     for dotted, value in [
         ("enrichment.maxConcurrency", 0),
         ("snowflake.fetchBatchSize", "10000"),
@@ -429,14 +443,10 @@ def test_the_json_schema_accepts_cdk_json_and_refuses_what_synth_refuses() -> No
         ("load.stage", "ENRICH STAGE"),
         ("enrichment.maxConcurency", 5),
         ("alarms.emails", "oncall@example.com"),
+        ("enrichment.retry.maxAttempts", 11),
     ]:
-        bad = copy.deepcopy(pipeline)
-        *parents, last = dotted.split(".")
-        node = bad
-        for part in parents:
-            node = node[part]
-        node[last] = value
-        assert list(checker.iter_errors(bad)), f"the schema accepts {dotted}={value!r}"
+        bad = set_dotted(document, prefix + dotted, value)
+        assert list(checker.iter_errors(bad)), f"{name} accepts {dotted}={value!r}"
 
 
 def test_the_reference_has_every_key_with_its_default_and_the_checked_range() -> None:
