@@ -62,8 +62,12 @@ def _base_url(value: Any) -> str:
             "set the https URL of the enrichment API, e.g. https://abc.execute-api."
             "us-east-1.amazonaws.com/prod/lamba-tmdb",
         )
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed [IPv6 address]
+        host = None
+    if not host or parts.scheme != "https":
         raise Problem(
             "is not an https URL", "use https://<host>/<path>; the API is called over TLS only"
         )

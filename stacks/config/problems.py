@@ -57,8 +57,9 @@ def message(error: Any) -> str:
     problem = error.get("ctx", {}).get("error")
     if not isinstance(problem, Problem):
         # A check without a message of ours (none is known): still the key, value and a fix.
+        detail = str(problem) if problem is not None else error["msg"]
         return (
-            f"{CONTEXT_KEY}.{path}={error['input']!r} is invalid ({error['msg']}); fix: see "
+            f"{CONTEXT_KEY}.{path}={error['input']!r} is invalid ({detail}); fix: see "
             "the configuration reference (`python -m stacks.config.reference`)"
         )
     if problem.line:

@@ -122,6 +122,12 @@ def test_non_https_base_url() -> None:
     assert "fix: use https://<host>/<path>" in message
 
 
+def test_base_url_that_cannot_be_parsed_is_not_an_https_url() -> None:
+    # urlsplit raises on an unclosed IPv6 bracket: that used to escape as a bare ValueError.
+    message = error_of(enrichment__baseUrl="https://[::1/lamba-tmdb")
+    assert "pipeline.enrichment.baseUrl='https://[::1/lamba-tmdb' is not an https URL" in message
+
+
 def test_missing_base_url() -> None:
     with pytest.raises(ConfigError, match=r"pipeline\.enrichment\.baseUrl=None is required"):
         load_config({}, today=TODAY)
@@ -373,7 +379,6 @@ def test_an_out_of_range_retry_value_is_one_problem() -> None:
         {"snowflake__retry__backoffRate": '"2"'},
         {"load__source": 5},
         {"snowflake__incremental__refreshAfterDays": 2.5},
-        {"enrichment__baseUrl": "https://[::1"},
     ],
 )
 def test_messages_are_ours_not_pydantics(dotted: dict[str, Any]) -> None:
