@@ -465,3 +465,25 @@ def test_the_reference_has_every_key_with_its_default_and_the_checked_range() ->
     assert by_key["enrichment.maxConcurrency"] == ("`10`", "1\N{EN DASH}10,000")
     assert by_key["logLevel"][1] == "`DEBUG`, `INFO`, `WARNING`, `ERROR`"
     assert reference.render().startswith("| Key | Default | Values | Meaning |")
+
+
+def test_a_stale_reference_block_is_found_and_rewritten(tmp_path) -> None:
+    page = tmp_path / "configuration.md"
+    page.write_text(f"# Configuration\n\n{reference.START}\n| old |\n{reference.END}\n\nAfter.\n")
+    assert reference.main(["--check", str(page)]) == 1
+    assert reference.main(["--update", str(page)]) == 0
+    assert reference.main(["--check", str(page)]) == 0
+    text = page.read_text()
+    assert "| old |" not in text and text.endswith(f"{reference.END}\n\nAfter.\n")
+    assert "| `enrichment.maxConcurrency` | `10` |" in text
+
+
+def test_every_embedded_reference_block_is_current() -> None:
+    # README.md or a docs/ page embeds the block between the markers (docs12 places it):
+    # whichever does must show what the models say.
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("**/*.md"))]
+    for page in pages:
+        if page.exists() and reference.START in page.read_text():
+            assert reference.main(["--check", str(page)]) == 0, (
+                f"run `python -m stacks.config.reference --update {page}`"
+            )
