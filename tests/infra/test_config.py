@@ -23,6 +23,7 @@ from stacks.config import (
 )
 from stacks.config.schema import SCHEMA_DIR
 from stacks.synth import REPO_ROOT, cdk_json_context
+from tests.test_shared_imports import LAMBDAS, imported_modules
 
 TODAY = date(2026, 11, 25)
 
@@ -487,3 +488,14 @@ def test_every_embedded_reference_block_is_current() -> None:
             assert reference.main(["--check", str(page)]) == 0, (
                 f"run `python -m stacks.config.reference --update {page}`"
             )
+
+
+def test_no_lambda_imports_pydantic_or_the_config_package() -> None:
+    # pydantic is the CDK app's (requirements/dev.txt): no Lambda bundle carries it, and
+    # each function gets its configuration as environment variables, not from stacks/.
+    offenders = [
+        f"{path.relative_to(LAMBDAS)}: {sorted(bad)}"
+        for path in LAMBDAS.rglob("*.py")
+        if (bad := {m for m in imported_modules(path) if m.split(".")[0] in ("pydantic", "stacks")})
+    ]
+    assert not offenders, offenders
