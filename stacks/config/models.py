@@ -6,21 +6,36 @@ and the editor help of the JSON Schema (`python -m stacks.config.schema`).
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Self
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from stacks.config.budget import ChildBudget, RetryConfig
-from stacks.config.cron import check_cron, check_dst, check_timezone
+from stacks.config.cron import check_dst
 from stacks.config.fields import (
+    BaseUrl,
+    ColumnName,
+    Cron,
+    Emails,
+    ExternalId,
     Flag,
+    HeaderName,
+    IamUserArn,
+    JsonField,
+    JsonPath,
+    OptionalSecretName,
+    Query,
+    RoleName,
+    S3Location,
+    SecretName,
     Section,
+    SlackChannelId,
+    SlackWorkspaceId,
+    SnowflakeName,
+    TimeZone,
     one_of,
-    optional_text,
     optional_whole,
-    text,
     whole,
 )
 from stacks.config.limits import (
@@ -35,69 +50,6 @@ from stacks.config.limits import (
     TASK_TIMEOUT_MARGIN_S,
 )
 from stacks.config.problems import Problem
-
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_SLACK_WORKSPACE = re.compile(r"^[0-9A-Z]{1,255}$")
-_SLACK_CHANNEL = re.compile(r"^[A-Za-z0-9]+$")
-#: A Snowflake object name, unquoted, optionally qualified: db.schema.name.
-_SF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
-#: A path into the API's JSON answer: field names joined by dots (records, data.items).
-_JSON_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_JSON_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_S3_LOCATION = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([A-Za-z0-9!_.*'()/-]*/)?$")
-_IAM_USER_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:user/[\w+=,.@/-]{1,512}$")
-#: What IAM accepts as an sts:ExternalId (2-1224 characters).
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
-_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-_SF_NAME_FIX = "use a Snowflake name: letters, digits, _ and $, optionally db.schema.name"
-
-
-def _base_url(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise Problem(
-            "is required",
-            "set the https URL of the enrichment API, e.g. https://abc.execute-api."
-            "us-east-1.amazonaws.com/prod/lamba-tmdb",
-        )
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:  # e.g. an unclosed [IPv6 address]
-        host = None
-    if not host or parts.scheme != "https":
-        raise Problem(
-            "is not an https URL", "use https://<host>/<path>; the API is called over TLS only"
-        )
-    if parts.fragment:
-        raise Problem("has a #fragment", "remove the #... part")
-    return value
-
-
-def _email(value: Any) -> str:
-    if not isinstance(value, str) or not _EMAIL.match(value):
-        raise Problem("is not an e-mail address", "use name@domain.tld, or remove it")
-    return value
-
-
-def _email_list(value: Any) -> Any:
-    if not isinstance(value, list | tuple):
-        raise Problem("must be a list", 'use ["oncall@example.com"] or []')
-    return value
-
-
-BaseUrl = Annotated[
-    str, Field(json_schema_extra={"pattern": "^https://"}), BeforeValidator(_base_url)
-]
-Email = Annotated[str, Field(json_schema_extra={"format": "email"}), BeforeValidator(_email)]
-Cron = Annotated[text("use a Scheduler cron such as cron(0 2 * * ? *)"), AfterValidator(check_cron)]
-TimeZone = Annotated[
-    text("use an IANA time zone such as Europe/Paris"), AfterValidator(check_timezone)
-]
-SecretName = text("use a Secrets Manager secret name (letters, digits and /_+=.@-)", _SECRET_NAME)
-SnowflakeName = text(_SF_NAME_FIX, _SF_NAME)
 
 
 class ScheduleConfig(Section):
@@ -166,13 +118,11 @@ class SnowflakeConfig(SnowflakeTimeouts, Section):
         "imdb-enrichment/snowflake",
         description="Secrets Manager secret with the Snowflake credentials",
     )
-    query: text("set the SELECT that returns the IDs") = Field(
+    query: Query = Field(
         "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM EIDR.PUBLIC.ORGS_IMDB_FILTERED",
         description="Query returning the IDs",
     )
-    id_column: text("use the column name of the IDs, e.g. IMDB_VALUE", _IDENTIFIER) = Field(
-        "IMDB_VALUE", description="Column holding the IMDB IDs"
-    )
+    id_column: ColumnName = Field("IMDB_VALUE", description="Column holding the IMDB IDs")
     fetch_batch_size: whole(100, 1_000_000) = Field(10000, description="Rows per `fetchmany`")
     timeout_seconds: whole(60, 900) = Field(
         900,
@@ -198,12 +148,10 @@ class EnrichmentConfig(Section):
         None,
         description="https URL of the enrichment API (set yours before deploying)",
     )
-    api_key_secret_name: optional_text(
-        "use a Secrets Manager secret name, or null when the API needs no key", _SECRET_NAME
-    ) = Field(None, description="Secret holding the API key, if the API needs one")
-    api_key_header: text("use an HTTP header name such as x-api-key", _HEADER) = Field(
-        "x-api-key", description="Header that carries the key"
+    api_key_secret_name: OptionalSecretName = Field(
+        None, description="Secret holding the API key, if the API needs one"
     )
+    api_key_header: HeaderName = Field("x-api-key", description="Header that carries the key")
     max_ids_per_request: whole(1, 1000) = Field(70, description="IDs per request URL")
     max_url_length: whole(256, 65536) = Field(8192, description="Longest request URL allowed")
     # The Distributed Map's limit is 10,000 parallel children.
@@ -276,11 +224,7 @@ class LoadConfig(SnowflakeTimeouts, Section):
         "Snowflake's storage integration assumes, and needs the two values below (see Deploy); "
         "`false` deploys without loading",
     )
-    source: optional_text(
-        "use null (load the stored answers) or the location the API writes to, as "
-        "s3://bucket/prefix/ (ending in /)",
-        _S3_LOCATION,
-    ) = Field(
+    source: S3Location = Field(
         None,
         description="`s3://bucket/prefix/` where the API writes its own results, when it answers "
         "only a status; a second stage (`<load.stage>_SOURCE`) reads there and the role may "
@@ -302,35 +246,23 @@ class LoadConfig(SnowflakeTimeouts, Section):
         "ENRICH_STATE",
         description="Per-ID state: last status, run, attempt and success time, error, attempts",
     )
-    records_path: text(
-        "use the field of the API's answer that holds the per-ID records, e.g. records "
-        "or data.items",
-        _JSON_PATH,
-    ) = Field(
+    records_path: JsonPath = Field(
         "records",
         description="Field of the API's answer holding the per-ID records (dots for nesting, "
         "e.g. `data.items`)",
     )
-    id_field: text("use the record field holding the IMDB ID, e.g. imdb_id", _JSON_FIELD) = Field(
-        "imdb_id", description="Field of a record holding its IMDB ID"
-    )
-    snowflake_iam_user_arn: optional_text(
-        "use STORAGE_AWS_IAM_USER_ARN from DESC INTEGRATION, arn:aws:iam::<12 digits>:user/...",
-        _IAM_USER_ARN,
-    ) = Field(
+    id_field: JsonField = Field("imdb_id", description="Field of a record holding its IMDB ID")
+    snowflake_iam_user_arn: IamUserArn = Field(
         None,
         description="`STORAGE_AWS_IAM_USER_ARN` from `DESC INTEGRATION` (`arn:aws:iam::<12 "
         "digits>:user/...`): the only principal the role trusts. Required while `load.enabled`",
     )
-    external_id: optional_text(
-        "use STORAGE_AWS_EXTERNAL_ID from DESC INTEGRATION (letters, digits and _+=,.@:/-)",
-        _EXTERNAL_ID,
-    ) = Field(
+    external_id: ExternalId = Field(
         None,
         description="`STORAGE_AWS_EXTERNAL_ID` from `DESC INTEGRATION`: the `sts:ExternalId` the "
         "role requires. Required while `load.enabled`",
     )
-    role_name: text("use an IAM role name (1-64 of letters, digits, _+=,.@-)", _ROLE_NAME) = Field(
+    role_name: RoleName = Field(
         "imdb-enrichment-snowflake-stage",
         description="Fixed name of that role, so its ARN is known before the first deploy",
     )
@@ -386,21 +318,17 @@ class WorkflowConfig(Section):
 class AlarmsConfig(Section):
     """Who is told about problems, and when a missing run counts as one."""
 
-    emails: Annotated[tuple[Email, ...], BeforeValidator(_email_list)] = Field(
-        (), description="E-mail addresses subscribed to the alarm topic"
-    )
+    emails: Emails = Field((), description="E-mail addresses subscribed to the alarm topic")
     missed_run_hours: whole(2, 168) = Field(
         26,
         description="Alarm when no run has succeeded for this many hours; keep it above "
         "the schedule's interval",
     )
-    slack_workspace_id: optional_text(
-        "use the workspace ID from the Chatbot console", _SLACK_WORKSPACE
-    ) = Field(
+    slack_workspace_id: SlackWorkspaceId = Field(
         None,
         description="With `slackChannelId`: alarms also go to Slack through AWS Chatbot",
     )
-    slack_channel_id: optional_text("use the channel ID (e.g. C0123ABCD)", _SLACK_CHANNEL) = Field(
+    slack_channel_id: SlackChannelId = Field(
         None,
         description="With `slackWorkspaceId`: the Slack channel alarms go to",
     )
