@@ -219,6 +219,13 @@ def test_retry_budget_beyond_the_express_child_limit_is_refused() -> None:
     assert "not below the 300 s an Express child may live" in message
 
 
+def test_the_retry_budget_is_reported_alongside_other_problems() -> None:
+    # One synth shows everything to fix: the budget used to be checked only without others.
+    message = error_of(enrichment__timeoutSeconds=32, schedule__timezone="Mars/Olympus_Mons")
+    assert message.startswith("Invalid pipeline configuration (2 problems):")
+    assert "not below the 300 s an Express child may live" in message
+
+
 def test_max_delay_below_interval_is_refused() -> None:
     message = error_of(snowflake__retry__intervalSeconds=60, snowflake__retry__maxDelaySeconds=30)
     assert "pipeline.snowflake.retry.maxDelaySeconds=30 is below" in message
