@@ -65,7 +65,7 @@ class PipelineFunctions(Construct):
         en = config.enrichment
         load = config.load
 
-        # Snowflake's client timeouts are derived from the Lambda timeout (see config.py),
+        # Snowflake's client timeouts are derived from the Lambda timeout (stacks/config),
         # so the connector gives up with a clear error before Lambda kills the function.
         query_env = {
             **common,

@@ -29,7 +29,7 @@ class SnowflakeStageAccess(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if not (config.snowflake_iam_user_arn and config.external_id):
-            # config.py refuses this combination; guard against a caller that skipped it.
+            # stacks/config refuses this combination; guard against a caller that skipped it.
             raise ValueError("load.snowflakeIamUserArn and load.externalId must be set")
         self.role = iam.Role(
             self,

@@ -108,7 +108,7 @@ class PipelineWorkflow(Construct):
         build_urls = self._lambda_task("BuildUrls", functions.build_url, None)
         build_retry = self._lambda_task("BuildRetryBatches", functions.build_url, run_payload)
 
-        # ---- one child execution per batch, built from its time budget (config.py)
+        # ---- one child execution per batch, built from its time budget (stacks/config/budget.py)
         budget = config.enrichment.child_budget()
         invoke_enrich = self._lambda_task(
             "InvokeEnrich",
@@ -120,7 +120,7 @@ class PipelineWorkflow(Construct):
         # ONE retrier for everything retryable (the API's 429/5xx/timeouts, the Lambda
         # service's errors and throttling), bounded by enrichment.retry: Step Functions
         # counts attempts per retrier, so separate retriers would add up, and the child
-        # must stay inside Express's 5 minutes (checked in config.py on these figures).
+        # must stay inside Express's 5 minutes (stacks/config checks these figures).
         invoke_enrich.add_retry(
             errors=[ENRICH_RETRYABLE, *LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED],
             **_retry_props(budget.invoke_retry),

@@ -3,7 +3,7 @@
 moto does not enforce Express's 5-minute limit, so this walks what `cdk synth` produced:
 every Retry (MaxAttempts, IntervalSeconds, BackoffRate, MaxDelaySeconds) and every
 TimeoutSeconds of the child states, along every path (Next and Catch), and checks the
-worst case against the figure config validation uses (stacks/config.py ChildBudget).
+worst case against the figure config validation uses (stacks/config/budget.py ChildBudget).
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import date
 from typing import Any
 
+import jsonschema
 import pytest
 
 from stacks.config import (
@@ -14,9 +16,14 @@ from stacks.config import (
     dst_gaps,
     load_config,
     parse_cron_times,
+    reference,
+    schema,
+    validate,
     with_local_placeholders,
 )
-from stacks.synth import cdk_json_context
+from stacks.config.schema import SCHEMA_DIR
+from stacks.synth import REPO_ROOT, cdk_json_context
+from tests.test_shared_imports import LAMBDAS, imported_modules
 
 TODAY = date(2026, 11, 25)
 
@@ -116,6 +123,12 @@ def test_non_https_base_url() -> None:
     assert "fix: use https://<host>/<path>" in message
 
 
+def test_base_url_that_cannot_be_parsed_is_not_an_https_url() -> None:
+    # urlsplit raises on an unclosed IPv6 bracket: that used to escape as a bare ValueError.
+    message = error_of(enrichment__baseUrl="https://[::1/lamba-tmdb")
+    assert "pipeline.enrichment.baseUrl='https://[::1/lamba-tmdb' is not an https URL" in message
+
+
 def test_missing_base_url() -> None:
     with pytest.raises(ConfigError, match=r"pipeline\.enrichment\.baseUrl=None is required"):
         load_config({}, today=TODAY)
@@ -203,6 +216,13 @@ def test_retry_budget_beyond_the_express_child_limit_is_refused() -> None:
         enrichment__retry__maxAttempts=5,
     )
     assert "pipeline.enrichment.retry=" in message
+    assert "not below the 300 s an Express child may live" in message
+
+
+def test_the_retry_budget_is_reported_alongside_other_problems() -> None:
+    # One synth shows everything to fix: the budget used to be checked only without others.
+    message = error_of(enrichment__timeoutSeconds=32, schedule__timezone="Mars/Olympus_Mons")
+    assert message.startswith("Invalid pipeline configuration (2 problems):")
     assert "not below the 300 s an Express child may live" in message
 
 
@@ -335,3 +355,154 @@ def test_loading_off_turns_the_incremental_pull_off() -> None:
     assert config.load.enabled is False
     assert config.snowflake.refresh_after_days is None
     assert config_with(load__enabled=False).snowflake.refresh_after_days is None
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_a_section_given_a_value_on_the_command_line_says_it_must_be_an_object() -> None:
+    # `-c pipeline.snowflake=5` used to end in a TypeError from the checker.
+    message = error_of(snowflake=5)
+    assert "pipeline.snowflake=5 must be an object with keys ['fetchBatchSize'," in message
+    assert "fix:" in message
+
+
+def test_an_out_of_range_retry_value_is_one_problem() -> None:
+    # Not also a second, made-up "maxDelaySeconds=1 is below intervalSeconds" problem.
+    message = error_of(enrichment__retry__maxDelaySeconds=0)
+    assert message == (
+        "Invalid pipeline configuration: pipeline.enrichment.retry.maxDelaySeconds=0 is out of "
+        "range; fix: use a number from 1 to 3600"
+    )
+
+
+@pytest.mark.parametrize(
+    "dotted",
+    [
+        {"enrichment__maxConcurrency": '"10"'},  # -c passes JSON: this is the string "10"
+        {"schedule__enabled": 1},
+        {"alarms__emails": "oncall@example.com"},
+        {"alarms__emails": [5]},
+        {"retention__logDays": True},
+        {"snowflake__retry__backoffRate": '"2"'},
+        {"load__source": 5},
+        {"snowflake__incremental__refreshAfterDays": 2.5},
+    ],
+)
+def test_messages_are_ours_not_pydantics(dotted: dict[str, Any]) -> None:
+    message = error_of(**dotted)
+    key = "pipeline." + next(iter(dotted)).replace("__", ".")
+    assert key in message and "; fix: " in message
+    for pydantic_text in ("pydantic", "Input should", "validation error", "[type="):
+        assert pydantic_text not in message
+
+
+def test_a_check_without_words_of_its_own_still_names_key_value_and_fix() -> None:
+    # Unreachable through CDK context (sections are checked to be objects first), but
+    # `validate` takes any object: the fallback keeps the key, the value and a fix.
+    raw = copy.deepcopy(DEFAULTS) | {"snowflake": 5}
+    raw["enrichment"]["baseUrl"] = "https://api.example.com/x"
+    raw["load"]["enabled"] = False
+    with pytest.raises(ConfigError) as excinfo:
+        validate(raw, today=TODAY)
+    assert str(excinfo.value).startswith(
+        "Invalid pipeline configuration: pipeline.snowflake=5 is invalid ("
+    )
+    assert "fix: see the configuration reference (`python -m stacks.config.reference`)" in str(
+        excinfo.value
+    )
+    assert "errors.pydantic.dev" not in str(excinfo.value)
+
+
+# --------------------------------------------------------------------------- schema, reference
+
+
+def leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in node.items():
+        keys += leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return keys
+
+
+def test_the_committed_json_schemas_are_the_models_schemas() -> None:
+    for path, text in schema.rendered().items():
+        assert path.read_text() == text, f"{path} is stale: run `python -m stacks.config.schema`"
+
+
+def set_dotted(obj: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of `obj` with `dotted` set to `value`."""
+    out = copy.deepcopy(obj)
+    *parents, last = dotted.split(".")
+    node = out
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return out
+
+
+@pytest.mark.parametrize("name", ["pipeline.schema.json", "cdk.schema.json"])
+def test_the_json_schemas_accept_cdk_json_and_refuse_what_synth_refuses(name: str) -> None:
+    checker = jsonschema.Draft202012Validator(json.loads((SCHEMA_DIR / name).read_text()))
+    document = json.loads((REPO_ROOT / "cdk.json").read_text())
+    prefix = "context.pipeline."
+    if name == "pipeline.schema.json":
+        document, prefix = document["context"]["pipeline"], ""
+    assert list(checker.iter_errors(document)) == []
+    for dotted, value in [
+        ("enrichment.maxConcurrency", 0),
+        ("snowflake.fetchBatchSize", "10000"),
+        ("retention.logDays", 31),
+        ("logLevel", "LOUD"),
+        ("load.stage", "ENRICH STAGE"),
+        ("enrichment.maxConcurency", 5),
+        ("alarms.emails", "oncall@example.com"),
+        ("enrichment.retry.maxAttempts", 11),
+    ]:
+        bad = set_dotted(document, prefix + dotted, value)
+        assert list(checker.iter_errors(bad)), f"{name} accepts {dotted}={value!r}"
+
+
+def test_the_reference_has_every_key_with_its_default_and_the_checked_range() -> None:
+    rows = reference.rows()
+    keys = {key.strip("`") for key, *_ in rows}
+    for leaf in leaf_keys(DEFAULTS):
+        section = leaf.rsplit(".", 1)[0] + ".{"
+        assert leaf in keys or any(k.startswith(section) for k in keys), leaf
+    assert all(meaning for *_, meaning in rows), "a key without a description"
+    by_key = {key.strip("`"): (default, values) for key, default, values, _ in rows}
+    assert by_key["enrichment.maxConcurrency"] == ("`10`", "1\N{EN DASH}10,000")
+    assert by_key["logLevel"][1] == "`DEBUG`, `INFO`, `WARNING`, `ERROR`"
+    assert reference.render().startswith("| Key | Default | Values | Meaning |")
+
+
+def test_a_stale_reference_block_is_found_and_rewritten(tmp_path) -> None:
+    page = tmp_path / "configuration.md"
+    page.write_text(f"# Configuration\n\n{reference.START}\n| old |\n{reference.END}\n\nAfter.\n")
+    assert reference.main(["--check", str(page)]) == 1
+    assert reference.main(["--update", str(page)]) == 0
+    assert reference.main(["--check", str(page)]) == 0
+    text = page.read_text()
+    assert "| old |" not in text and text.endswith(f"{reference.END}\n\nAfter.\n")
+    assert "| `enrichment.maxConcurrency` | `10` |" in text
+
+
+def test_every_embedded_reference_block_is_current() -> None:
+    # README.md or a docs/ page embeds the block between the markers (docs12 places it):
+    # whichever does must show what the models say.
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("**/*.md"))]
+    for page in pages:
+        if page.exists() and reference.START in page.read_text():
+            assert reference.main(["--check", str(page)]) == 0, (
+                f"run `python -m stacks.config.reference --update {page}`"
+            )
+
+
+def test_no_lambda_imports_pydantic_or_the_config_package() -> None:
+    # pydantic is the CDK app's (requirements/dev.txt): no Lambda bundle carries it, and
+    # each function gets its configuration as environment variables, not from stacks/.
+    offenders = [
+        f"{path.relative_to(LAMBDAS)}: {sorted(bad)}"
+        for path in LAMBDAS.rglob("*.py")
+        if (bad := {m for m in imported_modules(path) if m.split(".")[0] in ("pydantic", "stacks")})
+    ]
+    assert not offenders, offenders
