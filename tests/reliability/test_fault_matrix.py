@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from enrich_shared.storage import ids_key
 from enrichctl.local_run.faults import (
     LAMBDA_TIMEOUT_ERROR,
     execution_timeout,
@@ -287,7 +288,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
         assert "fetching rows" in (report.cause or "")
         assert len(fault.fired) == 4 and len(query_waits) == 3
         with pytest.raises(Exception, match=r"NoSuchKey|Not Found"):
-            pipeline.read_json("runs/f-sf-mid/ids.json")  # no partial ID list is left
+            pipeline.read_json(ids_key("f-sf-mid"))  # no partial ID list is left
         observe(
             "snowflake-mid-stream-always",
             pipeline,
