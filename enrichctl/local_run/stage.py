@@ -22,8 +22,6 @@ from typing import Any
 #: The folder (under the stage folder) standing in for `load.source` locally: the local API
 #: writes no files of its own, so that stage stays empty.
 SOURCE_FOLDER = "_source"
-#: The run prefixes LoadResults reads through the stage (lambdas/load_results/loader.py).
-MIRRORED = ("results", "failed")
 #: The stage's folder under the output directory (or a temporary directory).
 STAGE_FOLDER = "snowflake-stage"
 
@@ -134,11 +132,12 @@ class LocalStage:
         return how many objects were copied. A file copied for an earlier attempt is written
         again with the same bytes at the same path (as on AWS the object stays in the
         bucket), so COPY's load metadata, keyed by path, skips it."""
+        # The run prefixes LoadResults reads through the stage (lambdas/load_results/loader.py).
+        from enrich_shared.storage import failed_prefix, results_prefix
+
         copied = 0
-        for prefix in MIRRORED:
-            pages = s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=f"runs/{run_id}/{prefix}/"
-            )
+        for prefix in (results_prefix(run_id), failed_prefix(run_id)):
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for page in pages:
                 for obj in page.get("Contents", []):
                     path = (self.folder / obj["Key"].removeprefix("runs/")).resolve()

@@ -25,7 +25,7 @@ from enrichctl.ops.aws import Deployment, OpsError, aws_errors
 if str(LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDAS_DIR))  # the S3 key layout lives with the handlers
 
-from enrich_shared.storage import batches_key, failed_prefix, get_json
+from enrich_shared.storage import batches_key, failed_prefix, failed_record_keys, get_json
 
 #: Step Functions redrives an execution only within 14 days of its stop.
 REDRIVE_WINDOW = timedelta(days=14)
@@ -322,14 +322,10 @@ def failure_record(dep: Deployment, run_id: str) -> list[dict[str, Any]]:
     """The run's failed batches from `runs/<run_id>/failed/` (batch_id, ids, error)."""
     records: list[dict[str, Any]] = []
     with aws_errors(dep.target):
-        pages = dep.s3.get_paginator("list_objects_v2").paginate(
-            Bucket=dep.bucket, Prefix=failed_prefix(run_id)
-        )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                record = get_json(dep.bucket, obj["Key"], client=dep.s3)
-                record.setdefault("batch_id", obj["Key"].rsplit("/", 1)[-1].removesuffix(".json"))
-                records.append(record)
+        for key in failed_record_keys(dep.bucket, run_id, dep.s3):
+            record = get_json(dep.bucket, key, client=dep.s3)
+            record.setdefault("batch_id", key.rsplit("/", 1)[-1].removesuffix(".json"))
+            records.append(record)
     return sorted(records, key=lambda r: str(r["batch_id"]))
 
 
