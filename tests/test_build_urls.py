@@ -330,6 +330,12 @@ def test_ids_stream_across_read_chunks(s3, monkeypatch):
     assert list(batches.stream_ids("pipeline-bucket", storage.ids_key("night-4"), s3)) == ids
 
 
+def test_ids_file_may_end_without_newline_and_use_crlf(s3):
+    key = storage.ids_key("night-5")
+    s3.put_object(Bucket="pipeline-bucket", Key=key, Body=b'"tt0000001"\r\n"tt0000002"')
+    assert list(batches.stream_ids("pipeline-bucket", key, s3)) == ["tt0000001", "tt0000002"]
+
+
 def test_handler_without_base_url_is_a_configuration_error(s3, monkeypatch):
     monkeypatch.delenv("ENRICH_BASE_URL")
     put_ids("night-3", ["tt0000001"], s3)
