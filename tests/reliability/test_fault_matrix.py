@@ -297,7 +297,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
             values,
             update_outcomes,
             whole_run_failed=True,
-            note="no partial ids.json: the list is uploaded only after the last row",
+            note="no partial ids.jsonl: the list is uploaded only after the last row",
         )
 
 
@@ -306,7 +306,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
     ("case", "key_pattern", "first_id", "run_id"),
     [
         ("s3-batches-denied", r"/batches\.json$", 1_900_000, "f-s3-batches"),
-        ("s3-ids-denied", r"/ids\.json$", 2_000_000, "f-s3-ids"),
+        ("s3-ids-denied", r"/ids\.jsonl$", 2_000_000, "f-s3-ids"),
     ],
 )
 def test_s3_refusing_a_run_file_fails_the_run_before_any_request(
