@@ -216,7 +216,7 @@ class PipelineFunctions(Construct):
         self.query_ids.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject"],
-                resources=self._objects("runs/*/claim.json", "runs/*/ids.json"),
+                resources=self._objects("runs/*/claim.json", "runs/*/ids.jsonl"),
             )
         )
         self.query_ids.add_to_role_policy(
@@ -224,10 +224,10 @@ class PipelineFunctions(Construct):
                 actions=["s3:GetObject"], resources=self._objects("runs/*/claim.json")
             )
         )
-        # ids.json may be a multipart upload (boto3's managed transfer); let it clean up.
+        # ids.jsonl may be a multipart upload (boto3's managed transfer); let it clean up.
         self.query_ids.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:AbortMultipartUpload"], resources=self._objects("runs/*/ids.json")
+                actions=["s3:AbortMultipartUpload"], resources=self._objects("runs/*/ids.jsonl")
             )
         )
         # BuildUrls reads IDs (normal run) or an earlier run's failure record (retry run)
@@ -235,7 +235,7 @@ class PipelineFunctions(Construct):
         self.build_url.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=self._objects("runs/*/ids.json", "runs/*/failed/*"),
+                resources=self._objects("runs/*/ids.jsonl", "runs/*/failed/*"),
             )
         )
         self.build_url.add_to_role_policy(

@@ -138,8 +138,8 @@ def NAG_ACKNOWLEDGEMENTS(stack: PipelineStack) -> list[tuple[Construct, str, str
         )
         acks.append((function.role, "AwsSolutions-IAM5[Resource::*]", xray))
     for function, keys in (
-        (functions.query_ids, ("runs/*/claim.json", "runs/*/ids.json")),
-        (functions.build_url, ("runs/*/ids.json", "runs/*/failed/*", "runs/*/batches.json")),
+        (functions.query_ids, ("runs/*/claim.json", "runs/*/ids.jsonl")),
+        (functions.build_url, ("runs/*/ids.jsonl", "runs/*/failed/*", "runs/*/batches.json")),
         (functions.invoke_enrich, ("runs/*/results/*",)),
     ):
         for key in keys:

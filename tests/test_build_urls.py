@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from build_url import batches
 from build_url.batches import failed_batches
 from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
+from query_ids.ids_file import upload_ids
 from tests.emf import emitted_metrics
 from tests.lambda_context import LambdaContext
 
@@ -265,10 +267,15 @@ def query_result(run_id: str, count: int) -> dict:
     }
 
 
-def test_handler_builds_batches_from_ids_json(s3, monkeypatch, capsys):
+def put_ids(run_id: str, ids: list[str], s3) -> None:
+    """Store a run's IDs the way QueryIds does."""
+    upload_ids(s3, "pipeline-bucket", storage.ids_key(run_id), iter(ids))
+
+
+def test_handler_builds_batches_from_the_ids_file(s3, monkeypatch, capsys):
     monkeypatch.setenv("MAX_IDS_PER_REQUEST", "3")
     ids = [f"tt{n:07d}" for n in range(1, 8)]
-    storage.put_json("pipeline-bucket", storage.ids_key("night-1"), ids, s3)
+    put_ids("night-1", ids, s3)
 
     result = handler(query_result("night-1", len(ids)))
 
@@ -288,15 +295,39 @@ def test_handler_builds_batches_from_ids_json(s3, monkeypatch, capsys):
     assert emitted_metrics(capsys.readouterr().out)["BatchesBuilt"] == 3
 
 
-def test_handler_refuses_an_ids_file_that_is_not_a_list_of_strings(s3):
-    storage.put_json("pipeline-bucket", storage.ids_key("night-2"), {"ids": ["tt0000001"]}, s3)
-    with pytest.raises(InvalidInputError, match="JSON array of ID strings"):
-        handler(query_result("night-2", 1))
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b'["tt0000001", "tt0000002"]\n', 1),  # the old JSON array format
+        (b'"tt0000001"\n{"id": "tt0000002"}\n', 2),
+        (b'"tt0000001"\n\n"tt0000002"\n', 2),
+        (b'"tt0000001"\n"tt\xff"\n', 2),  # not UTF-8
+        (b'"tt0000001"\ntt0000002\n', 2),  # not JSON
+    ],
+)
+def test_handler_refuses_an_ids_file_that_is_not_one_id_string_per_line(s3, body, line):
+    s3.put_object(Bucket="pipeline-bucket", Key=storage.ids_key("night-2"), Body=body)
+    with pytest.raises(InvalidInputError, match=f"line {line} is not a JSON string"):
+        handler(query_result("night-2", 2))
+
+
+def test_ids_stream_across_read_chunks(s3, monkeypatch):
+    # A 5-byte read size cuts every line and multi-byte character somewhere.
+    monkeypatch.setattr(batches, "READ_CHUNK_BYTES", 5)
+    ids = [f"tt{n:07d}" for n in range(1, 40)] + ["é ü", "a\nb", ""]
+    put_ids("night-4", ids, s3)
+    assert list(batches.stream_ids("pipeline-bucket", storage.ids_key("night-4"), s3)) == ids
+
+
+def test_ids_file_may_end_without_newline_and_use_crlf(s3):
+    key = storage.ids_key("night-5")
+    s3.put_object(Bucket="pipeline-bucket", Key=key, Body=b'"tt0000001"\r\n"tt0000002"')
+    assert list(batches.stream_ids("pipeline-bucket", key, s3)) == ["tt0000001", "tt0000002"]
 
 
 def test_handler_without_base_url_is_a_configuration_error(s3, monkeypatch):
     monkeypatch.delenv("ENRICH_BASE_URL")
-    storage.put_json("pipeline-bucket", storage.ids_key("night-3"), ["tt0000001"], s3)
+    put_ids("night-3", ["tt0000001"], s3)
     with pytest.raises(ConfigurationError, match="ENRICH_BASE_URL"):
         handler(query_result("night-3", 1))
 

@@ -13,7 +13,7 @@ from query_ids.id_cleaning import (
     clean_ids,
     escape_for_log,
 )
-from query_ids.ids_file import write_json_array
+from query_ids.ids_file import write_json_lines
 from query_ids.snowflake_source import column_index, limited_query
 
 
@@ -74,10 +74,10 @@ def test_cleaning_invariants(values):
 
 
 @given(st.lists(st.text(max_size=20), max_size=50))
-def test_json_array_is_streamed_correctly(values):
+def test_json_lines_hold_one_value_per_line(values):
     out = io.BytesIO()
-    assert write_json_array(iter(values), out) == len(values)
-    assert json.loads(out.getvalue()) == values
+    assert write_json_lines(iter(values), out) == len(values)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == values
 
 
 def test_limit_is_a_bound_parameter_never_part_of_the_sql():

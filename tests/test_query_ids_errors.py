@@ -1,10 +1,16 @@
 """How connector failures map to the pipeline's error names (retried or not).
 
 The connector is replaced by fakes raising the connector's own exception classes, for
-cases the embedded server cannot produce (statement timeout, auth refusal, a socket
-dropped mid-fetch). Refused connections and SQL errors run for real in
-test_query_ids_handler.py.
+cases the embedded server cannot produce (statement timeout, a socket dropped mid-fetch).
+Login refusals run the real connector against a 127.0.0.1 server answering Snowflake's
+failure document (fakesnow accepts any credentials); refused connections and SQL errors
+run for real in test_query_ids_handler.py.
 """
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from snowflake.connector import errors as sf
@@ -14,18 +20,16 @@ from enrich_shared.snowflake_conn import SnowflakeCredentials
 from query_ids.snowflake_source import SnowflakeSettings, iter_column
 
 SETTINGS = SnowflakeSettings(secret_name="sf", fetch_batch_size=2)
-CREDS = SnowflakeCredentials.from_secret(
-    {
-        "account": "a",
-        "user": "u",
-        "warehouse": "w",
-        "database": "d",
-        "schema": "s",
-        "role": "r",
-        "password": "pw-canary",
-    },
-    "sf",
-)
+CREDS_SECRET = {
+    "account": "a",
+    "user": "u",
+    "warehouse": "w",
+    "database": "d",
+    "schema": "s",
+    "role": "r",
+    "password": "pw-canary",
+}
+CREDS = SnowflakeCredentials.from_secret(CREDS_SECRET, "sf")
 
 
 class Column:
@@ -78,10 +82,10 @@ def connector_raising(error):
         (sf.DatabaseError(msg="Failed to login: connection reset"), SnowflakeUnavailableError),
         (ConnectionRefusedError(111, "refused"), SnowflakeUnavailableError),
         (TimeoutError("timed out"), SnowflakeUnavailableError),
-        (sf.DatabaseError(msg="Failed to login: Authentication failed."), ConfigurationError),
+        # Classified by errno only: no code, no refusal, whatever the text says.
         (
-            sf.DatabaseError(msg="Incorrect username or password was specified.", errno=390100),
-            ConfigurationError,
+            sf.DatabaseError(msg="Failed to login: Authentication failed."),
+            SnowflakeUnavailableError,
         ),
         (
             sf.ProgrammingError(msg="Invalid value for parameter 'x'", errno=251007),
@@ -92,6 +96,69 @@ def connector_raising(error):
 def test_connect_errors(error, expected):
     with pytest.raises(expected) as caught:
         list(iter_column(CREDS, SETTINGS, connector=connector_raising(error)))
+    assert "pw-canary" not in str(caught.value)
+
+
+class LoginRefusal(BaseHTTPRequestHandler):
+    """Answers every login with Snowflake's failure document (HTTP 200, success false)."""
+
+    answer: dict = {}
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(self.answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing_snowflake() -> Iterator[tuple[ThreadingHTTPServer, type[LoginRefusal]]]:
+    handler = type("Refusal", (LoginRefusal,), {"answer": {}})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("390100", "Incorrect username or password was specified.", ConfigurationError),
+        (
+            "390144",
+            "JWT token is invalid. [0ce9eb56-821d-4ca9-a774-04ae89a0cf5a]",
+            ConfigurationError,
+        ),
+        # The connector words this one "...full re-authentication required": a fresh login
+        # (a retry) is the fix, so it must not be taken for refused credentials.
+        ("390114", "Authentication token has expired.", SnowflakeUnavailableError),
+    ],
+)
+def test_login_refusals_are_classified_by_snowflakes_code(
+    refusing_snowflake, code, message, expected
+):
+    server, handler = refusing_snowflake
+    handler.answer = {"data": None, "code": code, "message": message, "success": False}
+    secret = {
+        **CREDS_SECRET,
+        "host": "127.0.0.1",
+        "port": server.server_address[1],
+        "protocol": "http",
+    }
+    creds = SnowflakeCredentials.from_secret(secret, "sf")
+    with pytest.raises(expected) as caught:
+        list(iter_column(creds, SETTINGS))  # the real connector, talking HTTP to the server
+    assert f"DatabaseError {code}" in str(caught.value)
     assert "pw-canary" not in str(caught.value)
 
 

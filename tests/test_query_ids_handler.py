@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 
+from build_url.batches import stream_ids
 from enrich_shared.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -118,8 +119,8 @@ def event(run_id: str | None = None, execution: str = "exec-1", **run_input) -> 
 
 
 def stored_ids(key: str) -> list[str]:
-    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    return json.loads(body)
+    # Read back with BuildUrls' own reader: the file is what the next step consumes.
+    return list(stream_ids(BUCKET, key, boto3.client("s3")))
 
 
 def rsa_pem(passphrase: str | None) -> str:
@@ -144,7 +145,7 @@ def test_dirty_rows_are_cleaned_and_stored(snow, aws, monkeypatch):
         "run_id": run_id,
         "dry_run": False,
         "status": "claimed",
-        "ids_key": f"runs/{run_id}/ids.json",
+        "ids_key": f"runs/{run_id}/ids.jsonl",
         "ids_count": 3,
         # NULL, '', blank, upper-case TT, hostile `&ids=x`, forged newline
         "invalid_count": 6,

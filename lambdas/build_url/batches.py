@@ -1,4 +1,4 @@
-"""Produce a run's `batches.json`: fresh from `ids.json`, or the failed batches of an earlier run.
+"""Produce a run's `batches.json`: fresh from `ids.jsonl`, or the failed batches of an earlier run.
 
 Plain functions over an S3 client so the handler stays a thin adapter and tests can drive
 them with moto.
@@ -6,7 +6,6 @@ them with moto.
 
 from __future__ import annotations
 
-import codecs
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -17,95 +16,57 @@ from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
 from enrich_shared.models import Batch
 
-#: Bytes read from S3 at a time while streaming `ids.json`.
-READ_CHUNK_BYTES = 256 * 1024
+#: Bytes read from S3 at a time while streaming `ids.jsonl`: ~5,000 IDs, whose parsed values
+#: peak at ~1 MiB whatever the ID count (measured with tracemalloc at 100,000 and 1,000,000).
+READ_CHUNK_BYTES = 64 * 1024
 #: `batches.json` is assembled in a temp file that spills to /tmp beyond this size.
 SPOOL_MAX_MEMORY_BYTES = 1024 * 1024
-_WHITESPACE = " \t\n\r"
 
 
-def _not_an_id_list(bucket: str, key: str) -> InvalidInputError:
-    return InvalidInputError(
-        f"s3://{bucket}/{key} must hold a JSON array of ID strings; it was not written by "
-        "QueryIds or was changed since"
-    )
+def _line_blocks(body: Any) -> Iterator[list[bytes]]:
+    """The complete lines of each chunk read from `body` (a line cut by a chunk waits)."""
+    pending = b""
+    for chunk in body.iter_chunks(READ_CHUNK_BYTES):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if lines:
+            yield lines
+    if pending:
+        yield [pending]
 
 
-def iter_json_strings(chunks: Iterable[bytes], error: Exception) -> Iterator[str]:
-    """Yield the strings of a JSON array of strings arriving as byte `chunks`.
-
-    Only the current chunk and one decoded value are held, so a 1,000,000-ID file costs no
-    more memory than a small one. Raises `error` when the text is anything else (not an
-    array, an element that is not a string, bad JSON, text after the array).
-    """
-    decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    source = iter(chunks)
-    buf, pos, eof = "", 0, False
-
-    def more() -> bool:
-        # Appends the next chunk to what is left of the buffer; False at end of input.
-        nonlocal buf, pos, eof
-        if eof:
-            return False
-        chunk = next(source, None)
-        if chunk is None:
-            eof = True
-            text = utf8.decode(b"", final=True)
-        else:
-            text = utf8.decode(chunk)
-        buf, pos = buf[pos:] + text, 0
-        return True
-
-    def next_char() -> str:
-        # Skips whitespace; returns the next character ("" at end of input).
-        nonlocal pos
-        while True:
-            while pos < len(buf) and buf[pos] in _WHITESPACE:
-                pos += 1
-            if pos < len(buf):
-                return buf[pos]
-            if not more():
-                return ""
-
+def _as_ids(lines: list[bytes]) -> list[Any] | None:
+    """The values of `lines` parsed in one call (one line per value), or None if invalid."""
     try:
-        if next_char() != "[":
-            raise error
-        pos += 1
-        if next_char() == "]":
-            pos += 1
-        else:
-            while True:
-                if next_char() != '"':
-                    raise error
-                while True:
-                    try:
-                        value, end = decoder.raw_decode(buf, pos)
-                        break
-                    except json.JSONDecodeError:
-                        if not more():  # a string cut at the chunk's end: read on
-                            raise error from None
-                pos = end
-                yield value
-                separator = next_char()
-                pos += 1
-                if separator == "]":
-                    break
-                if separator != ",":
-                    raise error
-        if next_char() != "":
-            raise error
-    except UnicodeDecodeError:
-        raise error from None
+        values = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:  # bad JSON, an empty line or bad UTF-8
+        return None
+    if len(values) != len(lines) or not all(isinstance(v, str) for v in values):
+        return None
+    return values
 
 
 def stream_ids(bucket: str, key: str, client: Any) -> Iterator[str]:
-    """Stream a run's ID list (a JSON array of strings) from S3, one ID at a time."""
+    """Stream a run's ID list (JSON Lines: one JSON string per line) from S3, one ID at a time.
+
+    Only one chunk of the file is held, so a 1,000,000-ID night costs no more memory than
+    a small one. Each chunk's lines are parsed by one `json.loads` (per line it is ~20x
+    slower). Anything but one JSON string per line is `InvalidInputError`.
+    """
     body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    seen = 0
     try:
-        yield from iter_json_strings(
-            iter(lambda: body.read(READ_CHUNK_BYTES), b""), _not_an_id_list(bucket, key)
-        )
+        for lines in _line_blocks(body):
+            values = _as_ids(lines)
+            if values is None:
+                bad = next(i for i, line in enumerate(lines) if _as_ids([line]) is None)
+                raise InvalidInputError(
+                    f"s3://{bucket}/{key} line {seen + bad + 1} is not a JSON string: QueryIds "
+                    "writes one ID per line, so the file was changed since or written by "
+                    "something else; start the night again with a new run_id to rewrite it"
+                )
+            seen += len(values)
+            yield from values
     finally:
         body.close()
 

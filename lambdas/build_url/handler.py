@@ -47,7 +47,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         query = QueryResult.from_event(event)
         logger.append_keys(run_id=query.run_id)
         run_id, dry_run = query.run_id, query.dry_run
-        # Streamed end to end (ids.json in, batches.json out): memory stays flat with the
+        # Streamed end to end (ids.jsonl in, batches.json out): memory stays flat with the
         # ID count (a 1,000,000-ID night used ~10x the memory of 100,000 when built in lists).
         batches = stream_batches_from_ids(
             bucket,

@@ -47,16 +47,6 @@ def _create(name: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({body})"
 
 
-def create_landing_table(name: str) -> str:
-    """CREATE statement of the one-column VARIANT landing table COPY loads into."""
-    return _create(name, LANDING_COLUMNS)
-
-
-def create_results_table(name: str) -> str:
-    """CREATE statement of the results table (one row per IMDB_ID)."""
-    return _create(name, RESULTS_COLUMNS)
-
-
 def create_state_table(name: str) -> str:
     """CREATE statement of the per-ID state table the incremental pull reads."""
     return _create(name, STATE_COLUMNS)

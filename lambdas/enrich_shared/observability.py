@@ -11,7 +11,12 @@ NAMESPACE = "ImdbEnrichment"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only botocore (every S3 and Secrets Manager call becomes a subsegment): auto_patch would
+# also import and patch sqlite3 and requests, which no step uses (measured: ~0.07 s of
+# import CPU). The Snowflake connector 5.x does its HTTP in native code: nothing to patch.
+TRACED_MODULES = ("botocore",)
+tracer = Tracer(service=SERVICE, auto_patch=False)
+tracer.patch(TRACED_MODULES)  # a no-op where tracing is off (tests, local runs)
 
 # Metric names (dashboard and alarms in stacks/monitoring.py use these).
 METRIC_IDS_QUERIED = "IdsQueried"

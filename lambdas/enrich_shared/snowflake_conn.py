@@ -28,8 +28,13 @@ from enrich_shared.settings import env_int, env_str
 REQUIRED_SECRET_FIELDS = ("account", "user", "warehouse", "database", "schema", "role")
 #: Snowflake's "statement reached its statement or warehouse timeout" error number.
 STATEMENT_TIMEOUT_ERRNO = 630
-#: Words in a login error that mean the credentials were refused (retrying will not help).
-AUTH_FAILURE_MARKERS = ("authentication", "incorrect username or password", "jwt token is invalid")
+#: Snowflake's login error numbers (the connector's `errno`, the server's `code`) that mean
+#: the credentials were refused, so retrying cannot help: 390100 INCORRECT_USERNAME_PASSWORD
+#: (password) and 390144 JWT_TOKEN_INVALID (key pair: wrong key, public key not set on the
+#: user, or a bad account identifier). Any other login failure is retried; its message text
+#: is never looked at (the connector rewrites it: 390114 reads "...re-authentication
+#: required" and a fresh login fixes it).
+AUTH_FAILURE_ERRNOS = frozenset({390100, 390144})
 #: A table/stage name formatted into SQL: `NAME`, `SCHEMA.NAME` or `DB.SCHEMA.NAME`, each part
 #: an unquoted identifier (identifiers cannot be bound, so nothing else is let through).
 OBJECT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}")
@@ -221,8 +226,7 @@ def connection_kwargs(creds: SnowflakeCredentials, settings: ConnectionSettings)
 
 
 def _is_auth_failure(exc: BaseException) -> bool:
-    text = str(getattr(exc, "msg", "") or exc).lower()
-    return any(marker in text for marker in AUTH_FAILURE_MARKERS)
+    return getattr(exc, "errno", None) in AUTH_FAILURE_ERRNOS
 
 
 def _unavailable(exc: BaseException, what: str) -> SnowflakeUnavailableError:

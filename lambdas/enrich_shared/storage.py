@@ -2,7 +2,7 @@
 
 Layout (contract with the state machine and `enrichctl`):
     runs/<run_id>/claim.json          which execution owns this run ID
-    runs/<run_id>/ids.json            clean, de-duplicated IDs (JSON array)
+    runs/<run_id>/ids.jsonl           clean, de-duplicated IDs (JSON Lines: one per line)
     runs/<run_id>/batches.json        [{"batch_id", "url", "ids"}, ...]
     runs/<run_id>/failed/<batch>.json one file per batch that failed for good
     runs/<run_id>/results/<batch>.json the API's answer to each enriched batch
@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 
-#: Managed uploads of streamed files (ids.json, batches.json): multipart above 8 MB with
+#: Managed uploads of streamed files (ids.jsonl, batches.json): multipart above 8 MB with
 #: two part uploads in flight, so at most ~2 x 8 MB of the file is in memory at once
 #: (boto3's default of 10 threads would buffer up to ~80 MB of a 1,000,000-ID night).
 STREAM_TRANSFER = TransferConfig(max_concurrency=2)
@@ -35,8 +35,8 @@ def run_prefix(run_id: str) -> str:
 
 
 def ids_key(run_id: str) -> str:
-    """Key of a run's clean ID list."""
-    return f"{run_prefix(run_id)}ids.json"
+    """Key of a run's clean ID list (JSON Lines: the Map never reads it, BuildUrls streams it)."""
+    return f"{run_prefix(run_id)}ids.jsonl"
 
 
 def batches_key(run_id: str) -> str:

@@ -25,7 +25,7 @@ from query_ids.snowflake_source import SnowflakeSettings
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Claim the run, stream the IDs from Snowflake into `runs/<run_id>/ids.json`."""
+    """Claim the run, stream the IDs from Snowflake into `runs/<run_id>/ids.jsonl`."""
     request = RunRequest.from_event(event)
     logger.append_keys(run_id=request.run_id, execution_id=request.execution_id)
     tracer.put_annotation("run_id", request.run_id)

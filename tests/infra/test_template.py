@@ -409,9 +409,10 @@ def test_query_ids_role(template: dict[str, Any]) -> None:
                       "xray:PutTraceSegments", "secretsmanager:DescribeSecret",
                       "secretsmanager:GetSecretValue", "s3:PutObject", "s3:GetObject",
                       "s3:AbortMultipartUpload"}  # fmt: skip
-    assert sorted(map(_bucket_key, g["s3:PutObject"])) == ["/runs/*/claim.json", "/runs/*/ids.json"]
+    put_keys = sorted(map(_bucket_key, g["s3:PutObject"]))
+    assert put_keys == ["/runs/*/claim.json", "/runs/*/ids.jsonl"]
     assert [_bucket_key(r) for r in g["s3:GetObject"]] == ["/runs/*/claim.json"]
-    assert [_bucket_key(r) for r in g["s3:AbortMultipartUpload"]] == ["/runs/*/ids.json"]
+    assert [_bucket_key(r) for r in g["s3:AbortMultipartUpload"]] == ["/runs/*/ids.jsonl"]
     (secret,) = g["secretsmanager:GetSecretValue"]
     assert f"secret:{CONFIG.snowflake.secret_name}-??????" in secret
 
@@ -419,7 +420,7 @@ def test_query_ids_role(template: dict[str, Any]) -> None:
 def test_build_url_role(template: dict[str, Any]) -> None:
     st = statements(template, "FunctionsBuildUrlsRoleDefaultPolicy")
     g = grants(template, "FunctionsBuildUrlsRoleDefaultPolicy")
-    assert sorted(map(_bucket_key, g["s3:GetObject"])) == ["/runs/*/failed/*", "/runs/*/ids.json"]
+    assert sorted(map(_bucket_key, g["s3:GetObject"])) == ["/runs/*/failed/*", "/runs/*/ids.jsonl"]
     assert [_bucket_key(r) for r in g["s3:PutObject"]] == ["/runs/*/batches.json"]
     (listing,) = [s for s in st if "s3:ListBucket" in actions_of(s)]
     assert listing["Condition"] == {

@@ -77,7 +77,7 @@ FAULTS: tuple[Case, ...] = (
     Case(
         "s3-ids-denied",
         "S3 write failure: ID list",
-        "moto S3 refuses PutObject of runs/*/ids.json (AccessDenied)",
+        "moto S3 refuses PutObject of runs/*/ids.jsonl (AccessDenied)",
     ),
     Case(
         "s3-failure-record-denied",

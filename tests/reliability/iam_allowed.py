@@ -72,10 +72,10 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
                 BUCKET + "/runs/*/claim.json",
                 "read who owns an existing claim (duplicate start vs. its own retry)",
             ),
-            Grant(("s3:PutObject",), BUCKET + "/runs/*/ids.json", "store the clean ID list"),
+            Grant(("s3:PutObject",), BUCKET + "/runs/*/ids.jsonl", "store the clean ID list"),
             Grant(
                 ("s3:AbortMultipartUpload",),
-                BUCKET + "/runs/*/ids.json",
+                BUCKET + "/runs/*/ids.jsonl",
                 "a large ID list is a multipart upload; abort it cleanly on failure",
             ),
         ],
@@ -84,7 +84,7 @@ ALLOWED: dict[str, tuple[str, list[Grant]]] = {
         "lambda.amazonaws.com",
         [
             *_function_basics("BuildUrls"),
-            Grant(("s3:GetObject",), BUCKET + "/runs/*/ids.json", "read the run's ID list"),
+            Grant(("s3:GetObject",), BUCKET + "/runs/*/ids.jsonl", "read the run's ID list"),
             Grant(
                 ("s3:GetObject",),
                 BUCKET + "/runs/*/failed/*",

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 
+from build_url.batches import stream_ids
+from enrich_shared.storage import ids_key
 from enrichctl.local_run.template import REPO_ROOT
 from stacks.config import DEFAULTS, ConfigError, load_config, with_local_placeholders
 from tests.reliability.support import (
@@ -72,7 +75,7 @@ def run_values(make_pipeline, seed, values, run_id, lambda_log) -> dict[str, Any
     assert report.status == "SUCCEEDED", (report.error, report.cause)
 
     expected = valid_unique(values)
-    kept = pipeline.read_json(f"runs/{run_id}/ids.json")
+    kept = list(stream_ids(pipeline.bucket, ids_key(run_id), boto3.client("s3")))
     assert kept == expected
     sent = [i for r in api.requests for i in r.ids]
     assert sorted(sent) == sorted(expected)  # each valid ID once, nothing else

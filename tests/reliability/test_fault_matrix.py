@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from enrich_shared.storage import ids_key
 from enrichctl.local_run.faults import (
     LAMBDA_TIMEOUT_ERROR,
     execution_timeout,
@@ -342,7 +343,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
         assert "fetching rows" in (report.cause or "")
         assert len(fault.fired) == 4 and len(query_waits) == 3
         with pytest.raises(Exception, match=r"NoSuchKey|Not Found"):
-            pipeline.read_json("runs/f-sf-mid/ids.json")  # no partial ID list is left
+            pipeline.read_json(ids_key("f-sf-mid"))  # no partial ID list is left
         observe(
             "snowflake-mid-stream-always",
             pipeline,
@@ -351,7 +352,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
             values,
             update_outcomes,
             whole_run_failed=True,
-            note="no partial ids.json: the list is uploaded only after the last row",
+            note="no partial ids.jsonl: the list is uploaded only after the last row",
         )
 
 
@@ -360,7 +361,7 @@ def test_snowflake_failing_mid_stream(make_pipeline, seed, times, update_outcome
     ("case", "key_pattern", "first_id", "run_id"),
     [
         ("s3-batches-denied", r"/batches\.json$", 1_900_000, "f-s3-batches"),
-        ("s3-ids-denied", r"/ids\.json$", 2_000_000, "f-s3-ids"),
+        ("s3-ids-denied", r"/ids\.jsonl$", 2_000_000, "f-s3-ids"),
     ],
 )
 def test_s3_refusing_a_run_file_fails_the_run_before_any_request(

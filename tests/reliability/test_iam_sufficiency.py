@@ -239,7 +239,7 @@ def test_every_function_role_grants_every_call_its_code_makes(pipeline_template,
     seen = {(c.service, c.operation, (c.key or "").rsplit("/", 1)[-1]) for c in recorder.calls}
     assert {
         ("s3", MANAGED_UPLOAD, "batches.json"),
-        ("s3", MANAGED_UPLOAD, "ids.json"),
+        ("s3", MANAGED_UPLOAD, "ids.jsonl"),
         ("s3", "ListObjectsV2", ""),  # BuildUrls' retry mode lists failed/
         ("secretsmanager", "GetSecretValue", ""),
     } <= seen, seen
