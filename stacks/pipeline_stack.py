@@ -93,7 +93,7 @@ class PipelineStack(Stack):
 
 
 def NAG_ACKNOWLEDGEMENTS(stack: PipelineStack) -> list[tuple[Construct, str, str]]:
-    """(construct, rule, reason) for every accepted cdk-nag finding; README lists them."""
+    """(construct, rule, reason) for every accepted cdk-nag finding (docs/deploy.md points here)."""
     bucket = stack.storage.bucket
     bucket_arn = f"<{stack.resolve(stack.get_logical_id(bucket.node.default_child))}.Arn>"
     functions = stack.functions

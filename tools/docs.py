@@ -10,12 +10,14 @@ A block is the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` of one
 figure in a block comes from a committed source, never from this machine at render time, so
 rendering twice gives the same text:
 - `graph`: the synthesized state machine (`enrichctl graph`);
-- `child-budget`: the configuration in `cdk.json` (`ChildBudget`, stacks/config.py);
+- `child-budget`: the configuration in `cdk.json` (`ChildBudget`, stacks/config/budget.py);
 - `reliability`: `tests/reliability/outcomes/*.json` (`make reliability-doc` records them);
 - `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic);
 - `bench-*`: `docs/results/bench.json`, a copy of one `enrichctl bench` run;
 - `memory`: `docs/results/memory.json` when it exists (a results file of its own);
-- `config-reference`: `python -m stacks.config.reference` when that module exists.
+- `import-times`: `docs/results/import-times.json`, handler import times measured by hand
+  (before and after a change), with their method and machine;
+- `config-reference`: the configuration models (`stacks.config.reference.block()`).
 A block whose source does not exist yet (its renderer returns None) is left as it is, so a
 source can be added later and flows in by re-running `make docs`.
 
@@ -27,11 +29,9 @@ To add a block: write a function returning its text (`_wrap` adds the markers), 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -42,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
 BENCH_RESULTS = RESULTS_DIR / "bench.json"
 MEMORY_RESULTS = RESULTS_DIR / "memory.json"
+IMPORT_RESULTS = RESULTS_DIR / "import-times.json"
 
 
 @dataclass
@@ -396,22 +397,52 @@ def render_memory(sources: Sources) -> str | None:
     return _wrap("memory", "From `docs/results/memory.json`:\n\n" + _table(header, rows))
 
 
-# --------------------------------------------------------------------------- configuration
-def render_config_reference(sources: Sources) -> str | None:
-    """The configuration keys from the pydantic models (`python -m stacks.config.reference`).
-
-    None (the block is left as written) while that module does not exist."""
-    try:
-        found = importlib.util.find_spec("stacks.config.reference") is not None
-    except ModuleNotFoundError:  # stacks.config is still a module, not a package
-        found = False
-    if not found:
+def render_import_times(sources: Sources) -> str | None:
+    """Handler import times measured before and after a change (`import-times.json`)."""
+    path = sources.root / IMPORT_RESULTS.relative_to(REPO_ROOT)
+    if not path.exists():
         return None
-    done = subprocess.run(
-        [sys.executable, "-m", "stacks.config.reference"],
-        capture_output=True, text=True, check=True, cwd=sources.root,
-    )  # fmt: skip
-    return _wrap("config-reference", done.stdout)
+    data = json.loads(path.read_text())
+    handlers = _table(
+        ["handler", "before, Lambda env", "after, Lambda env", "before, no Lambda env"],
+        [
+            [
+                f"`{h['handler']}`",
+                f"{h['before_lambda_env_s']:.2f} s, {h['before_modules']} modules",
+                f"{h['after_lambda_env_s']:.2f} s, {h['after_modules']} modules",
+                f"{h['before_old_method_s']:.2f} s",
+            ]
+            for h in data["handlers"]
+        ],
+        right=1,
+    )
+    libraries = "; ".join(
+        f"{lib['library']} {lib['import_cpu_s']} s" for lib in data.get("libraries", [])
+    )
+    text = (
+        f"From `docs/results/import-times.json` ({data['measured']}; {data['machine']}; "
+        f"{data['method']}):\n\n{handlers}"
+    )
+    if libraries:
+        text += f"\n\nWhat the import costs, by library (Lambda's environment, CPU): {libraries}."
+    code = data.get("byte_code")
+    if code:
+        text += (
+            f" Without byte code, {code['bundle']} take {code['without_byte_code_cpu_s']:.2f} s "
+            f"of CPU to import, {code['with_byte_code_cpu_s']:.2f} s with it."
+        )
+    return _wrap("import-times", text)
+
+
+# --------------------------------------------------------------------------- configuration
+def render_config_reference(sources: Sources) -> str:
+    """The configuration keys from the pydantic models.
+
+    Exactly `stacks.config.reference.block()`, the block `python -m stacks.config.reference
+    --update` writes, so `make docs` and that command (and their two checks) agree."""
+    from stacks.config.reference import block
+
+    return block()
 
 
 BLOCKS: tuple[Block, ...] = (
@@ -423,6 +454,7 @@ BLOCKS: tuple[Block, ...] = (
     Block("bench-load", "docs/performance.md", render_bench_load),
     Block("bench-coldstart", "docs/performance.md", render_bench_coldstart),
     Block("memory", "docs/performance.md", render_memory),
+    Block("import-times", "docs/performance.md", render_import_times),
     Block("cost-prices", "docs/costs.md", render_cost_prices),
     Block("cost-table", "docs/costs.md", render_cost_table),
     Block("cost-night", "docs/costs.md", render_cost_night),

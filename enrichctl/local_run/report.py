@@ -14,7 +14,7 @@ from enrichctl.local_run.moto_hooks import Invocation, RetryWait
 from enrichctl.paths import use_repo_code
 
 #: Keys of the `--json` summary of a night, in order: a contract with scripts that read
-#: `enrichctl local --json` (README "Run it locally"); `loaded_ids` and `skipped_fresh_ids`
+#: `enrichctl local --json` (docs/local-run.md); `loaded_ids` and `skipped_fresh_ids`
 #: came last, with the incremental pull and the results loading.
 SUMMARY_KEYS = (
     "status",

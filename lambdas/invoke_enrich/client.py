@@ -53,7 +53,7 @@ HTTP = urllib3.PoolManager(num_pools=4, maxsize=2, retries=False)
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """What the client reads from the environment (see the README)."""
+    """What the client reads from the environment (see docs/steps.md)."""
 
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S

@@ -3,7 +3,7 @@ landing table, then MERGE them into the results and state tables.
 
 Every statement runs on its own (autocommit): COPY's load metadata, the MERGE conditions
 and the run-ID filters make each one safe to repeat, so a rerun or redrive of a run
-changes nothing (see README "Loading results into Snowflake").
+changes nothing (see docs/loading.md).
 
 Documents are told apart by shape: a stored answer has `status` and `body`; a failure
 record (written by RecordFailedBatch) has `error`. Both carry `run_id`, `batch_id`, `ids`.
@@ -72,7 +72,9 @@ class LoadSettings(ConnectionSettings):
 
     @classmethod
     def from_env(cls) -> LoadSettings:
-        """Read SNOWFLAKE_SECRET_NAME, SNOWFLAKE_*_TIMEOUT_S and LOAD_* (README has defaults)."""
+        """Read SNOWFLAKE_SECRET_NAME, SNOWFLAKE_*_TIMEOUT_S and LOAD_*.
+
+        The stack sets them from the configuration keys (docs/configuration.md)."""
         return cls(
             **connection_fields_from_env(),
             stage=env_str("LOAD_STAGE"),

@@ -50,7 +50,9 @@ class SnowflakeSettings(ConnectionSettings):
 
     @classmethod
     def from_env(cls) -> SnowflakeSettings:
-        """Read SNOWFLAKE_*, FETCH_BATCH_SIZE and LOAD_STATE_TABLE (see README for defaults)."""
+        """Read SNOWFLAKE_*, FETCH_BATCH_SIZE and LOAD_STATE_TABLE.
+
+        The stack sets them from the configuration keys (docs/configuration.md)."""
         refresh = env_optional("SNOWFLAKE_REFRESH_AFTER_DAYS")
         return cls(
             **connection_fields_from_env(),

@@ -59,8 +59,8 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
         raise config_error(exc) from None
     if not config.load.enabled and config.snowflake.refresh_after_days is not None:
         # The state table it reads is kept by the load step: without loading there is
-        # no state, so every night queries every ID (README documents it). Not an error,
-        # so `load.enabled=false` alone turns loading off (the first deploy does).
+        # no state, so every night queries every ID (docs/configuration.md documents it). Not
+        # an error, so `load.enabled=false` alone turns loading off (the first deploy does).
         snowflake = config.snowflake.model_copy(
             update={"incremental": IncrementalConfig(refresh_after_days=None)}
         )
@@ -88,7 +88,7 @@ def raw_from_context(context: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(base, dict):
             raise ConfigError(
                 f"context {CONTEXT_KEY} must be a JSON object, got {type(base).__name__}; "
-                "fix: see the configuration table in README.md"
+                "fix: see the configuration table in docs/configuration.md"
             )
         _merge(merged, base, CONTEXT_KEY, errors)
     prefix = CONTEXT_KEY + "."
@@ -145,7 +145,7 @@ def _set_dotted(target: dict[str, Any], dotted: str, value: Any, errors: list[st
 def _not_an_object(full: str, value: Any, section: dict[str, Any]) -> str:
     return (
         f"{full}={value!r} must be an object with keys {sorted(section)}; "
-        "fix: see the configuration table in README.md"
+        "fix: see the configuration table in docs/configuration.md"
     )
 
 
