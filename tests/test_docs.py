@@ -89,6 +89,22 @@ def test_a_missing_source_leaves_the_block_and_a_new_one_flows_in(tmp_path, sour
     assert "| query_ids | 1000000 | 321 |" in (root / "docs" / "performance.md").read_text()
 
 
+def test_a_new_import_measurement_flows_into_the_performance_page(tmp_path, sources):
+    """Import times typed into docs/results/import-times.json, never into the page."""
+    root = _copy_docs(tmp_path)
+    local = Sources(root=root, template=sources.template)
+    blocks = tuple(b for b in BLOCKS if b.name == "import-times")
+    data = json.loads(docs.IMPORT_RESULTS.read_text())
+    data["handlers"][0]["after_lambda_env_s"] = 0.123
+    (root / "docs" / "results").mkdir(exist_ok=True)
+    (root / "docs" / "results" / "import-times.json").write_text(json.dumps(data))
+    assert len(docs.stale(local, blocks)) == 1
+    docs.write(local, blocks)
+    handler = data["handlers"][0]["handler"]
+    assert f"| `{handler}` |" in (root / "docs" / "performance.md").read_text()
+    assert "| 0.12 s, " in (root / "docs" / "performance.md").read_text()
+
+
 def test_the_readme_is_short_and_links_every_page():
     readme = (REPO_ROOT / "README.md").read_text()
     assert len(readme.encode()) < README_MAX_BYTES, "README.md grew past 20 KB: move reference out"
