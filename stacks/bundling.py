@@ -299,6 +299,7 @@ def bundle_size(path: Path) -> int:
 
 __all__ = [
     "LocalPythonBundler",
+    "RuntimePython",
     "bundle_size",
     "bundle_step",
     "bytecode_tag",

@@ -14,6 +14,7 @@ from stacks.bundling import (
     LAMBDAS_DIR,
     REPO_ROOT,
     RUNTIME_PROVIDED,
+    RuntimePython,
     bundle_size,
     bytecode_tag,
     compile_tree,
@@ -69,10 +70,16 @@ print(json.dumps({"count": count, "bad": bad[:10], "bad_count": len(bad)}))
 """
 
 
+def needs_runtime_python() -> RuntimePython:
+    """The runtime's Python; these tests check what it compiled, so it must be here."""
+    python = runtime_python()
+    assert python is not None, "no Python 3.12 here: install it (python3.12 on PATH or pyenv)"
+    return python
+
+
 def bytecode_problems(bundle: Path) -> dict:
     """What the runtime's Python finds wrong with the byte code below `bundle`."""
-    python = runtime_python()
-    assert python is not None, "no Python 3.12 here: install it (PATH or pyenv)"
+    python = needs_runtime_python()
     done = subprocess.run(
         [python.executable, "-c", _PYC_CHECK, str(bundle)],
         capture_output=True, text=True, check=True,
@@ -179,6 +186,7 @@ def test_byte_code_names_lambda_paths_and_does_not_depend_on_the_build_dir(
 ) -> None:
     """The asset hash is the bundle's bytes: byte code must not carry the build directory
     (tracebacks then name /var/task, as on Lambda) nor vary between builds."""
+    needs_runtime_python()
     source = "KINDS = {'a', 'b', 'c'}\n\ndef fail():\n    raise ValueError(sorted(KINDS))\n"
     built = []
     for name in ("one", "two"):
@@ -192,6 +200,7 @@ def test_byte_code_names_lambda_paths_and_does_not_depend_on_the_build_dir(
 
 
 def test_compile_tree_refuses_code_python_312_cannot_compile(tmp_path: Path) -> None:
+    needs_runtime_python()
     (tmp_path / "broken.py").write_text("print 'python 2'\n")
     with pytest.raises(RuntimeError, match="could not compile"):
         compile_tree(tmp_path, "/var/task/x")
