@@ -3,18 +3,27 @@
 A bundle is: the step's pip requirements installed for Lambda's platform (Python 3.12 on
 arm64, binary wheels only), then `lambdas/<step>/` copied as `<step>/` and
 `lambdas/enrich_shared/` as `enrich_shared/`. Installed dependencies are cached under
-`.build/deps/<step>-<hash of requirements + platform>/` and pip's downloads under
-`.build/pip-cache/`, so bundling again after a code change is a directory copy.
+`.build/deps/<step>-<hash of requirements + platform + byte code>/` and pip's downloads
+under `.build/pip-cache/`, so bundling again after a code change is a directory copy.
+
+Every bundle carries byte code compiled by a Python of the runtime's version (see
+`runtime_python`): Lambda's /var/task is read-only, so without it every module is compiled
+again at every cold start (measured: InvokeEnrich's packages import in 0.73 s of CPU
+without byte code, 0.46 s with it).
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +69,92 @@ def pip_command(target: Path, requirements: Path, architecture: str) -> list[str
     ]
     for platform in PLATFORMS[architecture]:
         cmd += ["--platform", platform]
-    if sys.version_info[:2] != (3, 12):
-        # Byte code compiled by another Python would never be used by Lambda's 3.12.
-        cmd.append("--no-compile")
+    # pip's byte code is timestamp-checked (useless once CDK zips the files with other
+    # mtimes) and, from any Python but 3.12, never read by Lambda: `compile_tree` writes it.
+    cmd.append("--no-compile")
     return cmd
+
+
+@dataclass(frozen=True)
+class RuntimePython:
+    """A local interpreter of Lambda's Python version, used to write the bundles' byte code."""
+
+    executable: str
+    magic: str  # importlib.util.MAGIC_NUMBER, hex: the .pyc header Lambda's Python accepts
+
+
+_PROBE = (
+    "import sys, importlib.util; "
+    "print('%d.%d' % sys.version_info[:2], importlib.util.MAGIC_NUMBER.hex())"
+)
+
+
+def _python_candidates() -> list[str]:
+    """Where a Python of the runtime's version may be: this one, PATH, pyenv's versions."""
+    pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    found = [sys.executable, shutil.which(f"python{PYTHON_VERSION}")]
+    found += sorted(
+        glob.glob(f"{pyenv_root}/versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}")
+    )
+    return [c for c in dict.fromkeys(found) if c]
+
+
+@functools.cache
+def runtime_python() -> RuntimePython | None:
+    """The first candidate that really runs as Python 3.12 (a pyenv shim may not), or None."""
+    for candidate in _python_candidates():
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", _PROBE], capture_output=True, text=True, timeout=30, check=False
+            )
+        except OSError:
+            continue
+        version, _, magic = probe.stdout.strip().partition(" ")
+        if probe.returncode == 0 and version == PYTHON_VERSION and magic:
+            return RuntimePython(candidate, magic)
+    print(
+        f"WARNING: no Python {PYTHON_VERSION} found (PATH, pyenv): the Lambda bundles carry no "
+        "byte code, so every cold start compiles every module (~0.3 s more per cold start). "
+        f"Fix: install Python {PYTHON_VERSION} (python{PYTHON_VERSION} on PATH or via pyenv) "
+        "and synth again.",
+        file=sys.stderr,
+    )
+    return None
+
+
+def bytecode_tag() -> str:
+    """Part of the dependency cache key: a cache built without (or with other) byte code
+    is rebuilt once the runtime's Python is found."""
+    python = runtime_python()
+    return f"pyc-{python.magic}" if python else "no-pyc"
+
+
+def compile_tree(directory: Path, shown_as: str, *, strict: bool = True) -> bool:
+    """Write unchecked-hash byte code for every module below `directory`.
+
+    `shown_as` is the directory's path inside Lambda (/var/task/...): the file names in the
+    byte code, hence in tracebacks, are Lambda's, and the bytes do not depend on where the
+    bundle was built (the asset hash stays stable). Unchecked-hash byte code stays valid
+    whatever mtimes the zip gives the sources; a fixed hash seed makes set constants
+    marshal in the same order every time. Returns False when there is no runtime Python.
+    """
+    python = runtime_python()
+    if python is None:
+        return False
+    result = subprocess.run(
+        [python.executable, "-m", "compileall", "-q", "-j0", "--invalidation-mode",
+         "unchecked-hash", "-d", shown_as, str(directory)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    if result.returncode != 0 and strict:
+        raise RuntimeError(
+            f"Python {PYTHON_VERSION} could not compile {directory}:\n"
+            f"{result.stdout}{result.stderr}\nFix: the code must be valid Python {PYTHON_VERSION}."
+        )
+    # Third-party packages may carry files no Python 3.12 compiles (never imported, e.g.
+    # Python 2 examples); pip skips those too, and so does this.
+    return True
 
 
 def install_dependencies(step: str, architecture: str = "arm64") -> Path | None:
@@ -73,7 +164,9 @@ def install_dependencies(step: str, architecture: str = "arm64") -> Path | None:
         return None
     key = hashlib.sha256(
         requirements.read_bytes()
-        + "|".join([architecture, PYTHON_VERSION, *PLATFORMS[architecture]]).encode()
+        + "|".join(
+            [architecture, PYTHON_VERSION, *PLATFORMS[architecture], bytecode_tag()]
+        ).encode()
     ).hexdigest()[:16]
     cached = BUILD_DIR / "deps" / f"{step}-{key}"
     if cached.is_dir():
@@ -92,6 +185,7 @@ def install_dependencies(step: str, architecture: str = "arm64") -> Path | None:
             f"(Python {PYTHON_VERSION}, {architecture}, binary wheels only):\n{result.stderr}\n"
             "Fix: pin versions that publish manylinux wheels for that platform."
         )
+    compile_tree(work, "/var/task", strict=False)
     try:
         work.rename(cached)
     except OSError:  # another process finished first; theirs is as good as ours
@@ -118,9 +212,8 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
         left_out = RUNTIME_PROVIDED - pinned_packages(source / "requirements.txt")
 
         def ignore(directory: str, names: list[str]) -> set[str]:
-            skipped = {n for n in names if n == "__pycache__"}
             at_top = Path(directory) == top
-            return skipped | (_top_level_ignored(names, left_out) if at_top else set())
+            return _top_level_ignored(names, left_out) if at_top else set()
 
         shutil.copytree(deps, output_dir, dirs_exist_ok=True, ignore=ignore)
     shutil.copytree(source, output_dir / step, dirs_exist_ok=True, ignore=_IGNORE)
@@ -128,6 +221,10 @@ def bundle_step(step: str, output_dir: Path, architecture: str = "arm64") -> Non
         LAMBDAS_DIR / SHARED_PACKAGE, output_dir / SHARED_PACKAGE, dirs_exist_ok=True,
         ignore=_IGNORE,
     )  # fmt: skip
+    # The copies above leave the host's own __pycache__ behind (another version, timestamp
+    # checked); Lambda gets byte code of its own Python.
+    for package in (step, SHARED_PACKAGE):
+        compile_tree(output_dir / package, f"/var/task/{package}")
 
 
 #: The Lambda Python runtime ships these (the step contract: requirements list only what a
@@ -202,10 +299,14 @@ def bundle_size(path: Path) -> int:
 
 __all__ = [
     "LocalPythonBundler",
+    "RuntimePython",
     "bundle_size",
     "bundle_step",
+    "bytecode_tag",
+    "compile_tree",
     "install_dependencies",
     "pinned_packages",
     "pip_command",
+    "runtime_python",
     "step_code",
 ]

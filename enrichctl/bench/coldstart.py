@@ -1,13 +1,21 @@
-"""Cold start: each handler's import time in a fresh interpreter, and its bundle's size.
+"""Cold start: each handler's import time from its BUNDLE, and the bundle's size.
 
 Import time is what Lambda's init phase spends on our code and its libraries before the
-first event (the runtime's own start is not ours to change). Measured here on this
-machine's Python, not Lambda's 3.12 on arm64: compare the figures with each other.
+first event (the runtime's own start is not ours to change). Each step is bundled by
+stacks/bundling.py (for this machine's architecture, so the native parts load) and its
+handler imported from the bundle directory, as from /var/task: by a Python of the runtime's
+version, in a fresh interpreter, with Lambda's environment variables, median of `repeat`.
+Measured twice: as bundled (with byte code) and with the byte code removed (what every cold
+start paid before the bundles carried it; Lambda's /var/task is read-only, so nothing is
+cached between cold starts). This machine is not Lambda's arm64: compare the figures with
+each other.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -22,6 +30,8 @@ HANDLERS = {
     "query_ids": "query_ids.handler",
     "build_url": "build_url.handler",
     "invoke_enrich": "invoke_enrich.handler",
+    "count_failed": "count_failed.handler",
+    "load_results": "load_results.handler",
 }
 #: What Lambda sets and the handlers read at import (Powertools, the X-Ray SDK). Without
 #: LAMBDA_TASK_ROOT the X-Ray SDK takes its off-Lambda path and builds two botocore X-Ray
@@ -31,59 +41,145 @@ IMPORT_ENV = {
     "POWERTOOLS_SERVICE_NAME": "imdb-enrichment",
     "POWERTOOLS_METRICS_NAMESPACE": "ImdbEnrichment",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "LAMBDA_TASK_ROOT": str(REPO_ROOT / "lambdas"),
     "AWS_LAMBDA_FUNCTION_NAME": "coldstart",
     "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
 }
+#: CPU (process) and wall seconds of the import alone, after the interpreter's own start.
 _TIMER = (
-    "import time, importlib, sys; t = time.perf_counter(); importlib.import_module(sys.argv[1]); "
-    "print(time.perf_counter() - t)"
+    "import time, importlib, sys; c = time.process_time(); t = time.perf_counter(); "
+    "importlib.import_module(sys.argv[1]); "
+    "print(time.process_time() - c, time.perf_counter() - t)"
 )
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, **IMPORT_ENV}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "lambdas"), env.get("PYTHONPATH", "")])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+def host_architecture() -> str:
+    """This machine's architecture in stacks/bundling.py's terms."""
+    return "arm64" if platform.machine().lower() in {"aarch64", "arm64"} else "x86_64"
+
+
+def runtime_sdk_dir() -> Path:
+    """Stand-in for Lambda's /var/runtime: boto3 and friends at QueryIds' pins, compiled.
+
+    Most bundles leave the SDK to the runtime, so the import needs one beside the bundle.
+    """
+    from stacks.bundling import (
+        BUILD_DIR,
+        LAMBDAS_DIR,
+        RUNTIME_PROVIDED,
+        _normalize,
+        bytecode_tag,
+        compile_tree,
+        pip_command,
+    )
+
+    pins = [
+        line.strip()
+        for line in (LAMBDAS_DIR / "query_ids" / "requirements.txt").read_text().splitlines()
+        if _normalize(line.split("==")[0].strip()) in RUNTIME_PROVIDED and "==" in line
+    ]
+    text = "\n".join(pins) + "\n"
+    key = hashlib.sha256(f"{text}|{host_architecture()}|{bytecode_tag()}".encode()).hexdigest()
+    target = BUILD_DIR / "bench-runtime" / key[:16]
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent))
+    requirements = work.with_suffix(".txt")
+    requirements.write_text(text)
+    try:
+        subprocess.run(
+            pip_command(work, requirements, host_architecture()), capture_output=True, check=True
+        )
+        compile_tree(work, "/var/runtime", strict=False)
+        work.rename(target)
+    finally:
+        requirements.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _env(bundle: Path, sdk: Path) -> dict[str, str]:
+    env = {**os.environ, **IMPORT_ENV, "LAMBDA_TASK_ROOT": str(bundle)}
+    # As on Lambda: the bundle first, then the runtime's SDK; nothing of the repo's.
+    env["PYTHONPATH"] = os.pathsep.join([str(bundle), str(sdk)])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # /var/task is read-only
     return env
 
 
-def import_time_s(module: str, repeat: int = 5) -> float:
-    """Median seconds to import `module` in a fresh interpreter (byte code already cached)."""
-    samples = []
+def import_time_s(
+    python: str, bundle: Path, sdk: Path, module: str, repeat: int = 5
+) -> dict[str, float]:
+    """Median CPU and wall seconds to import `module` from `bundle` in fresh interpreters."""
+    cpu, wall = [], []
     for _ in range(repeat):
         done = subprocess.run(
-            [sys.executable, "-c", _TIMER, module],
-            capture_output=True, text=True, env=_env(), check=True,
+            [python, "-c", _TIMER, module], capture_output=True, text=True,
+            env=_env(bundle, sdk), cwd=bundle, check=True,
         )  # fmt: skip
-        samples.append(float(done.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+        c, w = done.stdout.strip().splitlines()[-1].split()
+        cpu.append(float(c))
+        wall.append(float(w))
+    return {"cpu_s": statistics.median(cpu), "wall_s": statistics.median(wall)}
 
 
-def heaviest_imports(module: str, top: int = 8) -> list[tuple[str, float]]:
-    """The top-level packages that cost the most (cumulative, `python -X importtime`)."""
+def heaviest_imports(
+    python: str, bundle: Path, sdk: Path, module: str, top: int = 8
+) -> list[tuple[str, float]]:
+    """The top-level packages that cost the most: `python -X importtime`'s own time of
+    each module, summed per top-level package (so a library counts once, wherever it is
+    imported from in the handler's chain)."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, env=_env(), check=True,
+        [python, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True, text=True, env=_env(bundle, sdk), cwd=bundle, check=True,
     )  # fmt: skip
     costs: dict[str, float] = {}
     for line in done.stderr.splitlines():
-        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)", line)
-        if not match:
-            continue
-        cumulative, indent, name = int(match.group(1)), match.group(2), match.group(3)
-        if len(indent) <= 1:  # imported directly by the handler's import chain
-            root = name.split(".")[0]
-            costs[root] = costs.get(root, 0.0) + cumulative / 1e6
+        match = re.match(r"import time:\s+(\d+) \|\s+\d+ \| \s*(\S+)", line)
+        if match:
+            root = match.group(2).split(".")[0]
+            costs[root] = costs.get(root, 0.0) + int(match.group(1)) / 1e6
     return sorted(costs.items(), key=lambda item: -item[1])[:top]
 
 
+def _without_bytecode(bundle: Path, into: Path) -> Path:
+    shutil.copytree(bundle, into, ignore=shutil.ignore_patterns("__pycache__"))
+    return into
+
+
 def import_times(repeat: int = 5) -> dict[str, Any]:
-    """Per handler: median import seconds and its heaviest packages."""
-    return {
-        step: {"median_s": import_time_s(module, repeat), "heaviest": heaviest_imports(module)}
-        for step, module in HANDLERS.items()
-    }
+    """Per handler, imported from its bundle: median wall (`median_s`) and CPU seconds, the
+    same without byte code, and the heaviest packages. A step that cannot be measured (no
+    Python 3.12, no pip index) is left out with a line on stderr."""
+    from stacks.bundling import PYTHON_VERSION, bundle_step, runtime_python
+
+    python = runtime_python()
+    if python is None:  # runtime_python() has printed why and the fix
+        return {}
+    sdk = runtime_sdk_dir()
+    out: dict[str, Any] = {}
+    for step, module in HANDLERS.items():
+        work = Path(tempfile.mkdtemp(prefix=f"bench-import-{step}-"))
+        try:
+            bundle = work / "task"
+            bundle_step(step, bundle, host_architecture())
+            with_pyc = import_time_s(python.executable, bundle, sdk, module, repeat)
+            bare = _without_bytecode(bundle, work / "no-pyc")
+            without = import_time_s(python.executable, bare, sdk, module, repeat)
+            out[step] = {
+                "median_s": with_pyc["wall_s"],
+                "cpu_s": with_pyc["cpu_s"],
+                "no_bytecode_wall_s": without["wall_s"],
+                "no_bytecode_cpu_s": without["cpu_s"],
+                "heaviest": heaviest_imports(python.executable, bundle, sdk, module),
+                "python": PYTHON_VERSION,
+                "architecture": host_architecture(),
+            }
+        except Exception as exc:  # no network for pip: say so, keep the rest
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            print(f"cold start of {step} not measured: {reason}", file=sys.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 def bundle_sizes() -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +14,13 @@ from stacks.bundling import (
     LAMBDAS_DIR,
     REPO_ROOT,
     RUNTIME_PROVIDED,
+    RuntimePython,
     bundle_size,
+    bytecode_tag,
+    compile_tree,
     pinned_packages,
     pip_command,
+    runtime_python,
 )
 from stacks.synth import synth_app
 
@@ -39,6 +45,46 @@ def put_object_has_if_none_match(site: Path) -> bool:
     raw = models[-1].read_bytes()
     model = json.loads(gzip.decompress(raw) if models[-1].suffix == ".gz" else raw)
     return "IfNoneMatch" in model["shapes"]["PutObjectRequest"]["members"]
+
+
+#: Run by the runtime's Python inside a bundle: every module's byte code, checked the way
+#: that Python's import system would (magic number, unchecked-hash flags, source hash).
+_PYC_CHECK = """
+import importlib.util, json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+bad, count = [], 0
+for src in root.rglob("*.py"):
+    count += 1
+    pyc = pathlib.Path(importlib.util.cache_from_source(str(src)))
+    if not pyc.is_file():
+        bad.append(f"{src.relative_to(root)}: no byte code")
+        continue
+    head = pyc.read_bytes()[:16]
+    if head[:4] != importlib.util.MAGIC_NUMBER:
+        bad.append(f"{src.relative_to(root)}: magic {head[:4].hex()}")
+    elif int.from_bytes(head[4:8], "little") != 0b01:  # hash-based, source not checked
+        bad.append(f"{src.relative_to(root)}: flags {head[4:8].hex()}")
+    elif head[8:16] != importlib.util.source_hash(src.read_bytes()):
+        bad.append(f"{src.relative_to(root)}: stale")
+print(json.dumps({"count": count, "bad": bad[:10], "bad_count": len(bad)}))
+"""
+
+
+def needs_runtime_python() -> RuntimePython:
+    """The runtime's Python; these tests check what it compiled, so it must be here."""
+    python = runtime_python()
+    assert python is not None, "no Python 3.12 here: install it (python3.12 on PATH or pyenv)"
+    return python
+
+
+def bytecode_problems(bundle: Path) -> dict:
+    """What the runtime's Python finds wrong with the byte code below `bundle`."""
+    python = needs_runtime_python()
+    done = subprocess.run(
+        [python.executable, "-c", _PYC_CHECK, str(bundle)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
 
 
 def requirement_pins(path: Path) -> dict[str, str]:
@@ -82,7 +128,11 @@ def test_bundles_carry_their_code_and_only_snowflake_steps_carry_the_connector(
         assert bundled_sdk == RUNTIME_PROVIDED & pinned_packages(
             LAMBDAS_DIR / step / "requirements.txt"
         ), step
-        assert not list(path.rglob("__pycache__")), step
+        # Lambda's /var/task is read-only: byte code missing there is compiled again at
+        # every cold start.
+        pyc = bytecode_problems(path)
+        assert pyc["count"] > 100 and pyc["bad_count"] == 0, (step, pyc)
+        assert not list(path.rglob("*.cpython-311.pyc")), step  # no host byte code
         assert size < LAMBDA_UNZIPPED_LIMIT, step
         has_connector = (path / "snowflake" / "connector").is_dir()
         assert has_connector == (step in CONNECTOR_STEPS), step
@@ -129,3 +179,52 @@ def test_only_pinned_runtime_packages_are_bundled(tmp_path: Path) -> None:
     names = ["boto3", "boto3-1.44.5.dist-info", "botocore", "s3transfer", "jmespath", "bin", "x"]
     left_out = RUNTIME_PROVIDED - pinned_packages(requirements)
     assert _top_level_ignored(names, left_out) == {"s3transfer", "jmespath", "bin"}
+
+
+def test_byte_code_names_lambda_paths_and_does_not_depend_on_the_build_dir(
+    tmp_path: Path,
+) -> None:
+    """The asset hash is the bundle's bytes: byte code must not carry the build directory
+    (tracebacks then name /var/task, as on Lambda) nor vary between builds."""
+    needs_runtime_python()
+    source = "KINDS = {'a', 'b', 'c'}\n\ndef fail():\n    raise ValueError(sorted(KINDS))\n"
+    built = []
+    for name in ("one", "two"):
+        package = tmp_path / name / "pkg"
+        package.mkdir(parents=True)
+        (package / "mod.py").write_text(source)
+        assert compile_tree(package, "/var/task/pkg")
+        built.append((package / "__pycache__" / "mod.cpython-312.pyc").read_bytes())
+    assert built[0] == built[1]
+    assert b"/var/task/pkg/mod.py" in built[0] and str(tmp_path).encode() not in built[0]
+
+
+def test_compile_tree_refuses_code_python_312_cannot_compile(tmp_path: Path) -> None:
+    needs_runtime_python()
+    (tmp_path / "broken.py").write_text("print 'python 2'\n")
+    with pytest.raises(RuntimeError, match="could not compile"):
+        compile_tree(tmp_path, "/var/task/x")
+    assert compile_tree(tmp_path, "/var/task/x", strict=False)  # third-party: skipped
+
+
+def test_without_python_312_bundling_warns_once_and_caches_apart(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only other Pythons (this test's own unless it is 3.12, and a missing one): no byte
+    code, one warning with the fix, and a dependency cache key of its own."""
+    import stacks.bundling as bundling
+
+    with_pyc = bytecode_tag()
+    others = [sys.executable] if sys.version_info[:2] != (3, 12) else []
+    monkeypatch.setattr(
+        bundling, "_python_candidates", lambda: [*others, "/nonexistent/python3.12"]
+    )
+    bundling.runtime_python.cache_clear()
+    try:
+        assert bundling.runtime_python() is None
+        assert bytecode_tag() == "no-pyc" != with_pyc
+        assert bundling.compile_tree(Path("."), "/var/task") is False
+        warning = capsys.readouterr().err
+        assert warning.count("WARNING") == 1 and "install Python 3.12" in warning
+    finally:
+        bundling.runtime_python.cache_clear()
