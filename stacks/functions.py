@@ -16,6 +16,8 @@ from stacks.bundling import step_code
 from stacks.config import PipelineConfig, log_retention
 
 SERVICE_NAME = "imdb-enrichment"
+#: Namespace of the one custom metric, FailedBatches (put by the state machine, not the
+#: functions: they log their counts as fields instead, see enrich_shared/observability.py).
 METRICS_NAMESPACE = "ImdbEnrichment"
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -58,7 +60,6 @@ class PipelineFunctions(Construct):
         common = {
             "BUCKET_NAME": bucket.bucket_name,
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": config.log_level,
         }
         sf = config.snowflake

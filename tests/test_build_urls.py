@@ -19,7 +19,7 @@ from build_url.batches import failed_batches
 from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
-from tests.emf import emitted_metrics
+from tests.log_counts import logged_counts
 
 # Handlers that raise before adding a metric make Powertools warn about an empty flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -296,7 +296,7 @@ def test_handler_builds_batches_from_ids_json(s3, monkeypatch, capsys):
         {"batch_id": "000002", "url": built_url(ids[3:6], BASE), "ids": ids[3:6]},
         {"batch_id": "000003", "url": built_url(ids[6:], BASE), "ids": ids[6:]},
     ]
-    assert emitted_metrics(capsys.readouterr().out)["BatchesBuilt"] == 3
+    assert logged_counts(capsys.readouterr().out)["batches_built"] == 3
 
 
 def test_handler_refuses_an_ids_file_that_is_not_a_list_of_strings(s3):
@@ -359,7 +359,7 @@ def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
         {k: records[1][k] for k in ("batch_id", "url", "ids")},
         {k: records[0][k] for k in ("batch_id", "url", "ids")},
     ]
-    assert emitted_metrics(capsys.readouterr().out)["BatchesBuilt"] == 2
+    assert logged_counts(capsys.readouterr().out)["batches_built"] == 2
 
 
 def test_retry_listing_follows_every_page(s3):
