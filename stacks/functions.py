@@ -25,6 +25,23 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 BUILD_URL_TIMEOUT_S = 300
 #: CountFailedBatches lists 1,000 keys per call: ~15 calls for a night of 1,000,000 IDs.
 COUNT_FAILED_TIMEOUT_S = 60
+# Memory of each function: the measured need (import + one invocation's work on a night of
+# 100,000 IDs) + 50 %, rounded up to 64 MB, as `python -m enrichctl.bench.memory_sizes`
+# writes it to bench-results/memory.json (tests/infra/test_memory_sizes.py keeps these equal
+# to that file). Lambda bills GB-seconds, so memory nobody uses is paid for every second.
+#: InvokeEnrich spends its time waiting on the API: measured 57 MB.
+INVOKE_ENRICH_MEMORY_MB = 128
+#: BuildUrls streams IDs in and batches out: measured 71 MB.
+BUILD_URL_MEMORY_MB = 128
+#: CountFailedBatches lists keys a page at a time: measured 60 MB.
+COUNT_FAILED_MEMORY_MB = 128
+#: LoadResults waits on Snowflake's COPY and MERGEs: measured 99 MB (the connector).
+LOAD_RESULTS_MEMORY_MB = 192
+#: QueryIds is the exception: measured 149 MB (-> 256 MB), kept at 1024 MB because Lambda
+#: gives CPU in proportion to memory and QueryIds' fetch-and-clean loop is CPU-bound
+#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html); one
+#: invocation a night, so its whole cost at 1,000,000 IDs is ~$0.0001 a night either way.
+QUERY_IDS_MEMORY_MB = 1024
 #: ListBucket on the failure records only (`s3:prefix` runs/<run_id>/failed/...).
 FAILED_PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}}
 
@@ -86,7 +103,7 @@ class PipelineFunctions(Construct):
             "QueryIds",
             StepSpec(
                 "query_ids",
-                memory_mb=1024,  # the connector and row streaming want CPU more than memory
+                memory_mb=QUERY_IDS_MEMORY_MB,
                 timeout_s=sf.timeout_seconds,
                 environment=query_env,
             ),
@@ -95,7 +112,7 @@ class PipelineFunctions(Construct):
             "BuildUrls",
             StepSpec(
                 "build_url",
-                memory_mb=512,
+                memory_mb=BUILD_URL_MEMORY_MB,
                 timeout_s=BUILD_URL_TIMEOUT_S,
                 environment={
                     **common,
@@ -117,7 +134,7 @@ class PipelineFunctions(Construct):
             "InvokeEnrich",
             StepSpec(
                 "invoke_enrich",
-                memory_mb=256,  # one HTTP GET at a time
+                memory_mb=INVOKE_ENRICH_MEMORY_MB,
                 timeout_s=en.lambda_timeout_s,
                 environment=enrich_env,
             ),
@@ -125,7 +142,10 @@ class PipelineFunctions(Construct):
         self.count_failed = self._function(
             "CountFailedBatches",
             StepSpec(
-                "count_failed", memory_mb=256, timeout_s=COUNT_FAILED_TIMEOUT_S, environment=common
+                "count_failed",
+                memory_mb=COUNT_FAILED_MEMORY_MB,
+                timeout_s=COUNT_FAILED_TIMEOUT_S,
+                environment=common,
             ),
         )
         self.load_results: lambda_.Function | None = None
@@ -150,8 +170,7 @@ class PipelineFunctions(Construct):
                 "LoadResults",
                 StepSpec(
                     "load_results",
-                    # COPY and the MERGEs run in Snowflake: the connector is all it holds.
-                    memory_mb=512,
+                    memory_mb=LOAD_RESULTS_MEMORY_MB,
                     timeout_s=load.timeout_seconds,
                     environment=load_env,
                 ),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 
-from enrich_shared.observability import COUNT_FIELDS
+from enrich_shared.observability import COUNT_FIELDS, SERVICE
+from enrich_shared.observability import logger as step_logger
 
 
 def logged_counts(out: str) -> dict[str, int]:
@@ -24,3 +28,24 @@ def logged_counts(out: str) -> dict[str, int]:
             if name in record:
                 counts[name] = counts.get(name, 0) + int(record[name])
     return counts
+
+
+@contextlib.contextmanager
+def step_log_lines() -> Iterator[list[str]]:
+    """Every line the step logger writes while inside, formatted as Powertools writes it.
+
+    (The logger's stream is bound when it is created, so capsys does not see its lines.)
+    """
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    collector = Collect()
+    collector.setFormatter(step_logger.registered_handler.formatter)
+    logging.getLogger(SERVICE).addHandler(collector)
+    try:
+        yield lines
+    finally:
+        logging.getLogger(SERVICE).removeHandler(collector)

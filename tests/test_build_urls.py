@@ -19,7 +19,7 @@ from build_url.batches import failed_batches
 from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
-from tests.log_counts import logged_counts
+from tests.log_counts import logged_counts, step_log_lines
 
 # Handlers that raise before adding a metric make Powertools warn about an empty flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -281,7 +281,8 @@ def test_handler_builds_batches_from_ids_json(s3, monkeypatch, capsys):
     ids = [f"tt{n:07d}" for n in range(1, 8)]
     storage.put_json("pipeline-bucket", storage.ids_key("night-1"), ids, s3)
 
-    result = handler(query_result("night-1", len(ids)))
+    with step_log_lines() as lines:
+        result = handler(query_result("night-1", len(ids)))
 
     assert result == {
         "run_id": "night-1",
@@ -296,7 +297,7 @@ def test_handler_builds_batches_from_ids_json(s3, monkeypatch, capsys):
         {"batch_id": "000002", "url": built_url(ids[3:6], BASE), "ids": ids[3:6]},
         {"batch_id": "000003", "url": built_url(ids[6:], BASE), "ids": ids[6:]},
     ]
-    assert logged_counts(capsys.readouterr().out)["batches_built"] == 3
+    assert logged_counts("\n".join(lines))["batches_built"] == 3
 
 
 def test_handler_refuses_an_ids_file_that_is_not_a_list_of_strings(s3):
@@ -345,7 +346,8 @@ def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
     )
     storage.put_json("pipeline-bucket", "runs/night-1/batches.json", [], s3)
 
-    result = handler(retry_event("night-1-retry", "night-1"))
+    with step_log_lines() as lines:
+        result = handler(retry_event("night-1-retry", "night-1"))
 
     assert result == {
         "run_id": "night-1-retry",
@@ -359,7 +361,7 @@ def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
         {k: records[1][k] for k in ("batch_id", "url", "ids")},
         {k: records[0][k] for k in ("batch_id", "url", "ids")},
     ]
-    assert logged_counts(capsys.readouterr().out)["batches_built"] == 2
+    assert logged_counts("\n".join(lines))["batches_built"] == 2
 
 
 def test_retry_listing_follows_every_page(s3):

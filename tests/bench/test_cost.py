@@ -82,7 +82,9 @@ def test_one_night_counts():
     assert usage.lambda_requests == 14
     # 10 children x 300 ms billed (250 + 50 overhead) at 64 MB
     assert usage.express_gb_s == pytest.approx(10 * 0.3 * 64 / 1024)
-    assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(10 * 0.25 * 256 / 1024)
+    assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(
+        10 * 0.25 * FUNCTION_MEMORY_MB["invoke_enrich"] / 1024
+    )
 
 
 def test_retries_are_billed():
@@ -204,7 +206,12 @@ def test_fresh_ids_are_not_batched_sent_stored_or_loaded(share):
     assert w.batch_count == math.ceil(stale / w.ids_per_batch)
     assert night_usage(w).express_requests == w.batch_count
     assert night_usage(w).lambda_gb_s.get("load_results", 0.0) == pytest.approx(
-        (w.load_ms_fixed + w.load_us_per_id * stale / 1000) / 1000 * 512 / 1024 if stale else 0.0
+        (w.load_ms_fixed + w.load_us_per_id * stale / 1000)
+        / 1000
+        * FUNCTION_MEMORY_MB["load_results"]
+        / 1024
+        if stale
+        else 0.0
     )
     # Exactly the night of a table holding only the stale IDs, except the count it reports.
     assert night_usage(w) == night_usage(Workload(stale))
