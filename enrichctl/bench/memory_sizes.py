@@ -1,15 +1,18 @@
 """Each function's peak memory on realistic work, and the memory size that follows from it.
 
-    python -m enrichctl.bench.memory_sizes [--ids 100000] [--output bench-results/memory.json]
+    python -m enrichctl.bench.memory_sizes [--ids 100000,1000000] [--load-ids 100000]
+                                           [--output bench-results/memory.json]
 
-For each step it measures, in fresh processes:
+For each step it measures, in fresh processes, at each size of `--ids` (the largest work wins):
 
 - `import_mb`: peak RSS of a fresh interpreter that imported the step's handler module (the
   interpreter, our code and its libraries: what a Lambda sandbox holds before the first event);
 - `work_mb`: what one invocation on a night of `--ids` IDs adds to the process's peak RSS
   (VmHWM reset just before the call; see `memory_probe`). QueryIds + BuildUrls run through
   `memory_probe` against the embedded Snowflake seeded with that many rows, LoadResults
-  through `load_probe` (COPY + MERGEs of ceil(ids / 70) stored answers), InvokeEnrich on
+  through `load_probe` (COPY + MERGEs of ceil(ids / 70) stored answers) at `--load-ids`
+  only (fakesnow's COPY of 14,286 files failed here with "connection is busy"; LoadResults'
+  Python side holds counts, not rows, and waits on Snowflake), InvokeEnrich on
   70-ID batches against the local API (the worst of `INVOKE_CALLS` warm calls: a container is
   reused), CountFailedBatches on a night whose every batch failed (ceil(ids / 70) records).
   moto's S3 runs in the same process, so `work_mb` also holds the objects moto keeps (above
@@ -164,8 +167,8 @@ def _run_small(ids: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- snowflake steps
-def _snowflake_steps(ids: int) -> dict[str, Any]:
-    """QueryIds + BuildUrls (memory_probe) and LoadResults (load_probe) at `ids` rows."""
+def _snowflake_steps(ids: int, load: bool) -> dict[str, Any]:
+    """QueryIds + BuildUrls (memory_probe) and, if `load`, LoadResults (load_probe)."""
     from enrichctl.bench.load_probe import measure_load
     from enrichctl.bench.runner import _probe_memory
     from enrichctl.embedded_snowflake import EmbeddedSnowflake
@@ -185,23 +188,39 @@ def _snowflake_steps(ids: int) -> dict[str, Any]:
                 "work_mb": figures["rss_peak_mb"] - figures["rss_before_mb"],
                 "work": f"{probe['ids']:,} {work}",
             }
-        load = measure_load(snow, ids, Path(workdir))
+        if not load:
+            return out
+        load_figures = measure_load(snow, ids, Path(workdir))
         out["load_results"] = {
-            "duration_s": load["duration_s"],
-            "rss_before_mb": load["rss_before_mb"],
-            "rss_peak_mb": load["rss_peak_mb"],
-            "work_mb": load["rss_peak_mb"] - load["rss_before_mb"],
+            "duration_s": load_figures["duration_s"],
+            "rss_before_mb": load_figures["rss_before_mb"],
+            "rss_peak_mb": load_figures["rss_peak_mb"],
+            "work_mb": load_figures["rss_peak_mb"] - load_figures["rss_before_mb"],
             "work": f"COPY + MERGEs of {math.ceil(ids / IDS_PER_BATCH):,} stored answers",
         }
     return out
 
 
-def measure(ids: int, configured: dict[str, int] | None = None) -> dict[str, Any]:
-    """Every step's figures and the memory size that follows; JSON-ready."""
-    steps = {**_snowflake_steps(ids), **_run_small(ids)}
+def measure(
+    sizes: list[int], load_ids: int, configured: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Every step's figures (the largest work over `sizes`) and the memory size that
+    follows; JSON-ready."""
+    runs: list[tuple[int, dict[str, Any]]] = []
+    for ids in sorted(set(sizes) | {load_ids}):
+        steps = _snowflake_steps(ids, load=ids == load_ids)
+        if ids == max(sizes):
+            steps.update(_run_small(ids))
+        runs.append((ids, steps))
+    steps = {}
+    for ids, found in runs:
+        for step, figures in found.items():
+            if step not in steps or figures["work_mb"] > steps[step]["work_mb"]:
+                steps[step] = figures | {"ids": ids}
     result: dict[str, Any] = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ids": ids,
+        "ids": sorted(sizes),
+        "load_ids": load_ids,
         "margin": MARGIN,
         "rule": f"memory_mb = needed_mb x {1 + MARGIN:g}, up to a multiple of {STEP_MB} MB, "
         f">= {MIN_MB} MB; needed_mb = import_mb + work_mb",
@@ -218,6 +237,7 @@ def measure(ids: int, configured: dict[str, int] | None = None) -> dict[str, Any
             "needed_mb": round(needed, 1),
             "memory_mb": size_for(needed),
             "work": figures["work"],
+            "at_ids": figures["ids"],
             "duration_s": round(figures["duration_s"], 3),
             **({"configured_before_mb": configured[step]} if configured else {}),
         }
@@ -227,7 +247,15 @@ def measure(ids: int, configured: dict[str, int] | None = None) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the JSON file (or, internally, run the small-step probe)."""
     parser = argparse.ArgumentParser(prog="python -m enrichctl.bench.memory_sizes")
-    parser.add_argument("--ids", type=int, default=100_000, help="IDs of the night measured")
+    parser.add_argument(
+        "--ids",
+        type=lambda text: [int(x) for x in text.replace("_", "").split(",")],
+        default=[100_000, 1_000_000],
+        help="IDs of the nights measured, comma-separated (default 100000,1000000)",
+    )
+    parser.add_argument(
+        "--load-ids", type=int, default=100_000, help="IDs of the night LoadResults loads"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--probe-small", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -239,13 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from enrichctl.cost import FUNCTION_MEMORY_MB
 
-    result = measure(args.ids, dict(FUNCTION_MEMORY_MB))
+    result = measure(args.ids, args.load_ids, dict(FUNCTION_MEMORY_MB))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")
     for step, figures in result["steps"].items():
         print(
             f"{step:14} import {figures['import_mb']:6.1f} MB + work {figures['work_mb']:6.1f} MB"
             f" = {figures['needed_mb']:6.1f} MB -> {figures['memory_mb']} MB"
+            f" (at {figures['at_ids']:,} IDs)"
         )
     print(f"written: {args.output}")
     return 0

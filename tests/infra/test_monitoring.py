@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,3 +151,15 @@ def test_query_sums_each_field_once(field: str) -> None:
     query = night_counts_query()
     assert query.count(f"sum({field})") == 1
     assert f"ispresent({field})" in query
+
+
+def test_no_function_emits_embedded_metrics() -> None:
+    """Powertools Metrics prints EMF lines that CloudWatch turns into custom metrics ($0.30 a
+    metric-month each, and bytes in every log line); the counts are log fields instead."""
+    lambdas = Path(__file__).resolve().parents[2] / "lambdas"
+    offenders = [
+        str(path.relative_to(lambdas))
+        for path in lambdas.rglob("*.py")
+        if re.search(r"powertools\.metrics|\bMetrics\(|log_metrics|add_metric", path.read_text())
+    ]
+    assert offenders == []
