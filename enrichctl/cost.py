@@ -115,6 +115,9 @@ LOAD_TRANSITIONS = 1
 #: replaced added 223 more) and Lambda's START, END and REPORT lines with the X-Ray trace ID
 #: (~500 bytes).
 ENRICH_LOG_BYTES = 1_100
+#: Lambda memory at which a function has the equivalent of one vCPU; CPU is proportional
+#: below it (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_MB_PER_VCPU = 1_769
 #: Snowflake bills a warehouse per second with a 60 s minimum each time it resumes.
 WAREHOUSE_MINIMUM_S = 60.0
 #: Express child memory: 50 MB + definition + payload (~1.5 KB a batch), billed in 64 MB.
@@ -147,6 +150,11 @@ class Workload:
     warehouse_usd_per_hour: float = 0.0
     batches: int | None = None  # None: ceil(ids / ids_per_batch)
     enrich_ms: float = 1_000.0
+    #: InvokeEnrich's own CPU time per call at a full vCPU (TLS, JSON, the S3 put): 24 ms
+    #: measured by enrichctl.bench.memory_sizes (warm call, 70 IDs, moto's S3 in the same
+    #: process: an upper bound). Lambda gives a function CPU in proportion to its memory,
+    #: so at 128 MB this is ~14x longer (`invoke_ms`).
+    enrich_cpu_ms: float = 25.0
     enrich_retries: int = 0
     query_ms_fixed: float = 2_000.0  # login, query start, claim, secret
     query_us_per_id: float = 4.0  # fetch + clean + write, per row
@@ -202,6 +210,13 @@ class Workload:
     def build_ms(self) -> float:
         """BuildUrls' duration for this night."""
         return self.build_ms_fixed + self.build_us_per_id * self.sent_ids / 1000
+
+    @property
+    def invoke_ms(self) -> float:
+        """One InvokeEnrich call: the API's answer time + our CPU time at the configured
+        memory's CPU share (one vCPU at LAMBDA_MB_PER_VCPU, proportionally less below)."""
+        share = min(1.0, self.memory_mb["invoke_enrich"] / LAMBDA_MB_PER_VCPU)
+        return self.enrich_ms + self.enrich_cpu_ms / share
 
     @property
     def load_ms(self) -> float:
@@ -266,11 +281,12 @@ def night_usage(w: Workload) -> Usage:
             other_requests={"secretsmanager": 1},
             warehouse_s=max(WAREHOUSE_MINIMUM_S, query_s),
         )
-    child_ms = w.enrich_ms + EXPRESS_CHILD_OVERHEAD_MS
+    invoke_ms = w.invoke_ms
+    child_ms = invoke_ms + EXPRESS_CHILD_OVERHEAD_MS
     # A retried batch waits inside its child (backoff), billed as child duration too; the
     # wait is not known here, so a retry is billed as one more attempt of the same length.
     express_ms = batches * express_billed_ms(child_ms) + w.enrich_retries * express_billed_ms(
-        w.enrich_ms
+        invoke_ms
     )
     gb = w.memory_mb
     ids_json = w.sent_ids * 13  # `"tt01234567",`
@@ -278,7 +294,7 @@ def night_usage(w: Workload) -> Usage:
     lambda_gb_s = {
         "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
         "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
-        "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
+        "invoke_enrich": attempts * invoke_ms / 1000 * gb["invoke_enrich"] / 1024,
         "count_failed": w.count_ms / 1000 * gb["count_failed"] / 1024,
     }
     # LoadResults: one invocation, one secret read; Snowflake's COPY lists the run's

@@ -76,7 +76,7 @@ def test_express_duration_rounds_up_to_100_ms(ms, billed):
 
 
 def test_one_night_counts():
-    usage = night_usage(Workload(ids=700, enrich_ms=250))
+    usage = night_usage(Workload(ids=700, enrich_ms=250, enrich_cpu_ms=0))
     assert usage.express_requests == 10
     # QueryIds + BuildUrls + CountFailedBatches + LoadResults + one InvokeEnrich per batch
     assert usage.lambda_requests == 14
@@ -85,6 +85,15 @@ def test_one_night_counts():
     assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(
         10 * 0.25 * FUNCTION_MEMORY_MB["invoke_enrich"] / 1024
     )
+
+
+def test_invoke_enrichs_own_cpu_time_stretches_with_less_memory():
+    # Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB).
+    full = Workload(700, enrich_ms=1000, enrich_cpu_ms=20, memory_mb={"invoke_enrich": 1769})
+    small = replace(full, memory_mb={"invoke_enrich": 128})
+    assert full.invoke_ms == pytest.approx(1020)
+    assert small.invoke_ms == pytest.approx(1000 + 20 * 1769 / 128)
+    assert Workload(700).invoke_ms > Workload(700).enrich_ms  # the default counts it too
 
 
 def test_retries_are_billed():
