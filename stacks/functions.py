@@ -25,19 +25,21 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 BUILD_URL_TIMEOUT_S = 300
 #: CountFailedBatches lists 1,000 keys per call: ~15 calls for a night of 1,000,000 IDs.
 COUNT_FAILED_TIMEOUT_S = 60
-# Memory of each function: the measured need (import + one invocation's work on a night of
-# 100,000 IDs) + 50 %, rounded up to 64 MB, as `python -m enrichctl.bench.memory_sizes`
-# writes it to bench-results/memory.json (tests/infra/test_memory_sizes.py keeps these equal
+# Memory of each function: the measured need (import + one invocation's work, the larger of
+# a 100,000- and a 1,000,000-ID night) + 50 %, rounded up to 64 MB, as
+# `python -m enrichctl.bench.memory_sizes` writes it to bench-results/memory.json (tests/infra/test_memory_sizes.py keeps these equal
 # to that file). Lambda bills GB-seconds, so memory nobody uses is paid for every second.
 #: InvokeEnrich spends its time waiting on the API: measured 57 MB.
 INVOKE_ENRICH_MEMORY_MB = 128
-#: BuildUrls streams IDs in and batches out: measured 71 MB.
-BUILD_URL_MEMORY_MB = 128
-#: CountFailedBatches lists keys a page at a time: measured 60 MB.
+#: BuildUrls streams IDs in and batches out: measured 121 MB at 1,000,000 IDs (71 at 100,000:
+#: the upload buffers of a 28 MB batches.json).
+BUILD_URL_MEMORY_MB = 192
+#: CountFailedBatches lists keys a page at a time: measured 62 MB (14,286 records).
 COUNT_FAILED_MEMORY_MB = 128
 #: LoadResults waits on Snowflake's COPY and MERGEs: measured 99 MB (the connector).
 LOAD_RESULTS_MEMORY_MB = 192
-#: QueryIds is the exception: measured 149 MB (-> 256 MB), kept at 1024 MB because Lambda
+#: QueryIds is the exception: measured 463 MB at 1,000,000 IDs (-> 704 MB; the first-seen
+#: set of IDs grows with the night), kept at 1024 MB because Lambda
 #: gives CPU in proportion to memory and QueryIds' fetch-and-clean loop is CPU-bound
 #: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html); one
 #: invocation a night, so its whole cost at 1,000,000 IDs is ~$0.0001 a night either way.

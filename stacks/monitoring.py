@@ -361,7 +361,8 @@ class PipelineMonitoring(Construct):
         )
         # The night's counts come from the handlers' structured log lines, not custom
         # metrics (each would cost $0.30 a month): one table row per day.
-        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax.html
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Stats.html
+        # (`by bin(1d) as night`: CWL_QuerySyntax-alias.html, same guide)
         dashboard.add_widgets(
             cloudwatch.LogQueryWidget(
                 title="IDs and batches per night (from the step logs)",

@@ -239,7 +239,8 @@ def measure(
             "work": figures["work"],
             "at_ids": figures["ids"],
             "duration_s": round(figures["duration_s"], 3),
-            **({"configured_before_mb": configured[step]} if configured else {}),
+            # What the stack had when this was measured (compare with memory_mb).
+            **({"configured_when_measured_mb": configured[step]} if configured else {}),
         }
     return result
 
