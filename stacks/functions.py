@@ -27,8 +27,9 @@ BUILD_URL_TIMEOUT_S = 300
 COUNT_FAILED_TIMEOUT_S = 60
 # Memory of each function: the measured need (import + one invocation's work, the larger of
 # a 100,000- and a 1,000,000-ID night) + 50 %, rounded up to 64 MB, as
-# `python -m enrichctl.bench.memory_sizes` writes it to bench-results/memory.json (tests/infra/test_memory_sizes.py keeps these equal
-# to that file). Lambda bills GB-seconds, so memory nobody uses is paid for every second.
+# `python -m enrichctl.bench.memory_sizes` writes it to bench-results/memory.json
+# (tests/infra/test_memory_sizes.py keeps these equal to that file). Lambda bills
+# GB-seconds, so memory nobody uses is paid for every second.
 #: InvokeEnrich spends its time waiting on the API: measured 57 MB.
 INVOKE_ENRICH_MEMORY_MB = 128
 #: BuildUrls streams IDs in and batches out: measured 121 MB at 1,000,000 IDs (71 at 100,000:
