@@ -96,7 +96,7 @@ PRICES = Prices()
 #: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
 FUNCTION_MEMORY_MB = {
     "query_ids": 1024,
-    "build_url": 192,
+    "build_url": 256,
     "invoke_enrich": 128,
     "count_failed": 128,
     "load_results": 192,

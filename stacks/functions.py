@@ -32,14 +32,14 @@ COUNT_FAILED_TIMEOUT_S = 60
 # GB-seconds, so memory nobody uses is paid for every second.
 #: InvokeEnrich spends its time waiting on the API: measured 57 MB.
 INVOKE_ENRICH_MEMORY_MB = 128
-#: BuildUrls streams IDs in and batches out: measured 121 MB at 1,000,000 IDs (71 at 100,000:
-#: the upload buffers of a 28 MB batches.json).
-BUILD_URL_MEMORY_MB = 192
+#: BuildUrls streams IDs in and batches out: measured 121-130 MB at 1,000,000 IDs over two
+#: runs (71 at 100,000: the upload buffers of a 28 MB batches.json).
+BUILD_URL_MEMORY_MB = 256
 #: CountFailedBatches lists keys a page at a time: measured 62 MB (14,286 records).
 COUNT_FAILED_MEMORY_MB = 128
 #: LoadResults waits on Snowflake's COPY and MERGEs: measured 99 MB (the connector).
 LOAD_RESULTS_MEMORY_MB = 192
-#: QueryIds is the exception: measured 463 MB at 1,000,000 IDs (-> 704 MB; the first-seen
+#: QueryIds is the exception: measured 460 MB at 1,000,000 IDs (-> 704 MB; the first-seen
 #: set of IDs grows with the night), kept at 1024 MB because Lambda
 #: gives CPU in proportion to memory and QueryIds' fetch-and-clean loop is CPU-bound
 #: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html); one

@@ -32,7 +32,8 @@ CONSTANTS = {
 
 
 @pytest.mark.parametrize(
-    ("needed", "size"), [(10, 128), (85.3, 128), (85.4, 192), (121.0, 192), (463.2, 704)]
+    ("needed", "size"),
+    [(10, 128), (85.3, 128), (85.4, 192), (121.0, 192), (129.5, 256), (459.8, 704)],
 )
 def test_rule_adds_the_margin_and_rounds_up_to_64_mb(needed: float, size: int) -> None:
     assert (MARGIN, MIN_MB, STEP_MB) == (0.5, 128, 64)
