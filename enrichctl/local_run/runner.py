@@ -799,12 +799,19 @@ def _set_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
 
 @contextlib.contextmanager
 def _handler_output_to(stream: Any) -> Iterator[None]:
-    """Send handler logs (Powertools Logger) and metrics (printed EMF) to `stream`."""
+    """Send handler logs (Powertools Logger) and anything they print to `stream`."""
     stdout = sys.stdout
+    # The steps' Powertools logger always goes to `stream`, whatever stdout it was created
+    # with (under pytest, the capture of collection time): its lines are the handler log.
+    steps = set(logging.getLogger("imdb-enrichment").handlers)
     for handler in _stream_handlers():
         # A closed stream is an earlier stdout that went away (pytest's capture of an
         # earlier test, whose handlers were put back there): writing to it fails noisily.
-        if handler.stream in (stdout, sys.__stdout__) or getattr(handler.stream, "closed", False):
+        if (
+            handler in steps
+            or handler.stream in (stdout, sys.__stdout__)
+            or getattr(handler.stream, "closed", False)
+        ):
             _set_stream(handler, stream)
     quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("moto", "botocore")]
     for logger, _ in quiet:
