@@ -20,9 +20,19 @@ What one night costs (see `night_usage` for the counts):
   --warehouse-usd-per-hour`), never in the AWS total.
 - The incremental pull (`fresh_share`): IDs skipped as fresh are neither batched, sent,
   stored nor loaded, so every per-batch item shrinks with them.
-- CloudWatch Logs ingestion: the functions' log lines and the state machine's execution log
-  (the stack logs level ALL with execution data, so every child writes its events).
-- Fixed per month, whatever the volume: the Snowflake secret, the alarms, custom metrics.
+- CloudWatch Logs ingestion: the functions' log lines and the state machine's execution log.
+  The state machine logs level ERROR (with execution data): a clean night's parent and
+  children write nothing there; each failed attempt of a child writes its failure events.
+- CloudWatch custom metrics: one, FailedBatches, put once per run. Custom metrics are
+  "prorated by the hour and metered only when you send metrics to CloudWatch" (SOURCES
+  ["cloudwatch"]): one metric-hour a night, $0.30 / 730 each. The night's other counts are
+  log fields (no metric), read by the dashboard's Logs Insights widget.
+- Fixed per month, whatever the volume: the Snowflake secret and the alarms.
+
+Each line belongs to a group: "night" (the work a night did before its answers were loaded
+back into Snowflake: query, batches, enrichment, outcome) or "loading" (what closing the
+loop adds: the stored answers, Snowflake's reads of them through the stage, LoadResults), so
+both can be compared with the figures from before the loop.
 Not modelled: X-Ray (sampled; 100,000 traces a month are free), data transfer, the
 enrichment API itself (an existing service, billed to its owner), Snowflake credits.
 """
@@ -86,17 +96,28 @@ PRICES = Prices()
 #: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
 FUNCTION_MEMORY_MB = {
     "query_ids": 1024,
-    "build_url": 512,
-    "invoke_enrich": 256,
-    "count_failed": 256,
-    "load_results": 512,
+    "build_url": 256,
+    "invoke_enrich": 128,
+    "count_failed": 128,
+    "load_results": 192,
 }
+#: Line groups (see the module docstring).
+NIGHT = "night"
+LOADING = "loading"
 #: Parent (Standard) transitions of a normal night: Route, QueryIds, HasIds?, BuildUrls,
 #: EnrichBatches, CountFailedBatches, PublishFailedBatches, AnyBatchFailed, Succeed, ...
 #: (measured by `enrichctl bench` from the execution history: 10 on a clean night).
 PARENT_TRANSITIONS = 10
 #: Transitions the LoadResults step adds to a night (its one Task state).
 LOAD_TRANSITIONS = 1
+#: Bytes one InvokeEnrich invocation logs: its "batch enriched" line (Powertools JSON with
+#: the Lambda context: 581 bytes measured for a 70-ID batch; the Powertools metrics line it
+#: replaced added 223 more) and Lambda's START, END and REPORT lines with the X-Ray trace ID
+#: (~500 bytes).
+ENRICH_LOG_BYTES = 1_100
+#: Lambda memory at which a function has the equivalent of one vCPU; CPU is proportional
+#: below it (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
+LAMBDA_MB_PER_VCPU = 1_769
 #: Snowflake bills a warehouse per second with a 60 s minimum each time it resumes.
 WAREHOUSE_MINIMUM_S = 60.0
 #: Express child memory: 50 MB + definition + payload (~1.5 KB a batch), billed in 64 MB.
@@ -129,6 +150,11 @@ class Workload:
     warehouse_usd_per_hour: float = 0.0
     batches: int | None = None  # None: ceil(ids / ids_per_batch)
     enrich_ms: float = 1_000.0
+    #: InvokeEnrich's own CPU time per call at a full vCPU (TLS, JSON, the S3 put): 24 ms
+    #: measured by enrichctl.bench.memory_sizes (warm call, 70 IDs, moto's S3 in the same
+    #: process: an upper bound). Lambda gives a function CPU in proportion to its memory,
+    #: so at 128 MB this is ~14x longer (`invoke_ms`).
+    enrich_cpu_ms: float = 25.0
     enrich_retries: int = 0
     query_ms_fixed: float = 2_000.0  # login, query start, claim, secret
     query_us_per_id: float = 4.0  # fetch + clean + write, per row
@@ -138,14 +164,23 @@ class Workload:
     count_ms: float = 300.0
     parent_transitions: int = PARENT_TRANSITIONS
     #: Log bytes per InvokeEnrich invocation (handler lines + Lambda's START/END/REPORT).
-    enrich_log_bytes: int = 1_200
-    #: Execution-log bytes per Express child at level ALL with execution data.
-    child_log_bytes: int = 9_000
+    enrich_log_bytes: int = ENRICH_LOG_BYTES
+    #: Execution-log bytes per successful Express child (level ERROR: none).
+    child_log_bytes: int = 0
+    #: Execution-log bytes per failed attempt inside a child (LambdaFunctionFailed and
+    #: TaskFailed with the error and its cause, execution data included).
+    child_error_log_bytes: int = 2_500
+    #: Log bytes of QueryIds, BuildUrls and CountFailedBatches together (the parent writes
+    #: nothing at level ERROR on a clean night).
+    steps_log_bytes: int = 6_000
+    #: LoadResults' log lines.
+    load_log_bytes: int = 2_000
     memory_mb: dict[str, int] = field(default_factory=lambda: dict(FUNCTION_MEMORY_MB))
     alarms: int = 7
-    #: IdsQueried, InvalidIds, BatchesBuilt, BatchesEnriched, EnrichFailures, IdsLoaded
-    #: (Powertools, one dimension set) + FailedBatches (the state machine's PutMetricData).
-    custom_metrics: int = 7
+    #: FailedBatches, put by the state machine once per run (the only custom metric).
+    custom_metrics: int = 1
+    #: Hours a night in which each custom metric receives data (billed per such hour).
+    custom_metric_hours: int = 1
     secrets: int = 1
 
     @property
@@ -177,6 +212,13 @@ class Workload:
         return self.build_ms_fixed + self.build_us_per_id * self.sent_ids / 1000
 
     @property
+    def invoke_ms(self) -> float:
+        """One InvokeEnrich call: the API's answer time + our CPU time at the configured
+        memory's CPU share (one vCPU at LAMBDA_MB_PER_VCPU, proportionally less below)."""
+        share = min(1.0, self.memory_mb["invoke_enrich"] / LAMBDA_MB_PER_VCPU)
+        return self.enrich_ms + self.enrich_cpu_ms / share
+
+    @property
     def load_ms(self) -> float:
         """LoadResults' duration for this night (0 when loading is off)."""
         return self.load_ms_fixed + self.load_us_per_id * self.sent_ids / 1000 if self.load else 0.0
@@ -195,6 +237,14 @@ class Usage:
     s3_get_requests: int
     log_gb: float
     other_requests: dict[str, int]
+    #: Of the S3 requests above, those of results loading (stored answers, the stage's
+    #: LISTs and GETs): priced on their own line.
+    loading_s3_put_requests: int = 0
+    loading_s3_get_requests: int = 0
+    #: Of `log_gb`, LoadResults' share.
+    loading_log_gb: float = 0.0
+    #: Custom metric-hours of the night (each billed $0.30 / 730).
+    custom_metric_hours: float = 0.0
     #: Snowflake warehouse seconds of the night (QueryIds + LoadResults, 60 s minimum):
     #: billed by Snowflake, priced only under `Workload.warehouse_usd_per_hour`.
     warehouse_s: float = 0.0
@@ -231,11 +281,12 @@ def night_usage(w: Workload) -> Usage:
             other_requests={"secretsmanager": 1},
             warehouse_s=max(WAREHOUSE_MINIMUM_S, query_s),
         )
-    child_ms = w.enrich_ms + EXPRESS_CHILD_OVERHEAD_MS
+    invoke_ms = w.invoke_ms
+    child_ms = invoke_ms + EXPRESS_CHILD_OVERHEAD_MS
     # A retried batch waits inside its child (backoff), billed as child duration too; the
     # wait is not known here, so a retry is billed as one more attempt of the same length.
     express_ms = batches * express_billed_ms(child_ms) + w.enrich_retries * express_billed_ms(
-        w.enrich_ms
+        invoke_ms
     )
     gb = w.memory_mb
     ids_json = w.sent_ids * 13  # `"tt01234567",`
@@ -243,7 +294,7 @@ def night_usage(w: Workload) -> Usage:
     lambda_gb_s = {
         "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
         "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
-        "invoke_enrich": attempts * w.enrich_ms / 1000 * gb["invoke_enrich"] / 1024,
+        "invoke_enrich": attempts * invoke_ms / 1000 * gb["invoke_enrich"] / 1024,
         "count_failed": w.count_ms / 1000 * gb["count_failed"] / 1024,
     }
     # LoadResults: one invocation, one secret read; Snowflake's COPY lists the run's
@@ -273,12 +324,19 @@ def night_usage(w: Workload) -> Usage:
         log_gb=(
             attempts * w.enrich_log_bytes
             + batches * w.child_log_bytes
-            + 20_000
-            + (2_000 if w.load else 0)
+            + w.enrich_retries * w.child_error_log_bytes
+            + w.steps_log_bytes
+            + (w.load_log_bytes if w.load else 0)
         )
         / 1e9,
         other_requests={"secretsmanager": 2 if w.load else 1, "put_metric_data": 1},
         warehouse_s=max(WAREHOUSE_MINIMUM_S, (w.query_ms + w.load_ms) / 1000),
+        # Stored answers are written whether loading is on or not (InvokeEnrich stores each
+        # 2xx answer); they exist for the loading, so they are priced with it.
+        loading_s3_put_requests=batches + load_lists,
+        loading_s3_get_requests=load_gets,
+        loading_log_gb=(w.load_log_bytes if w.load else 0) / 1e9,
+        custom_metric_hours=w.custom_metrics * w.custom_metric_hours,
     )
 
 
@@ -290,6 +348,8 @@ class CostLine:
     night: float
     month: float
     detail: str
+    #: NIGHT (the night's own work) or LOADING (what loading the answers back adds).
+    group: str = NIGHT
 
 
 @dataclass(frozen=True)
@@ -310,6 +370,10 @@ class CostReport:
         """Variable cost of one night."""
         return sum(line.night for line in self.lines)
 
+    def group_night(self, group: str) -> float:
+        """Variable cost of one night's lines of `group` (NIGHT or LOADING)."""
+        return sum(line.night for line in self.lines if line.group == group)
+
     @property
     def month_variable(self) -> float:
         """Variable cost of a month of nights."""
@@ -325,6 +389,17 @@ class CostReport:
         """Everything, per month."""
         return self.month_variable + self.month_fixed
 
+    @property
+    def month_without_loading(self) -> float:
+        """A month of the night's own work and the fixed costs: what the figures from
+        before results loading priced (compare with those)."""
+        return self.group_night(NIGHT) * NIGHTS_PER_MONTH + self.month_fixed
+
+    @property
+    def month_loading(self) -> float:
+        """What results loading adds to a month."""
+        return self.group_night(LOADING) * NIGHTS_PER_MONTH
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (bench results, `enrichctl cost --json`)."""
         return {
@@ -335,6 +410,8 @@ class CostReport:
             "month_variable_usd": self.month_variable,
             "month_fixed_usd": self.month_fixed,
             "month_usd": self.month,
+            "month_without_loading_usd": self.month_without_loading,
+            "month_loading_usd": self.month_loading,
             "agent_month_usd": self.agent_month,
             "lines": [asdict(line) for line in self.lines],
             "fixed": [asdict(line) for line in self.fixed_month],
@@ -350,12 +427,20 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
     load_requests = 1 if "load_results" in u.lambda_gb_s else 0
     lambda_gb_s = sum(u.lambda_gb_s.values()) - load_gb_s
     lambda_requests = u.lambda_requests - load_requests
+    load_transitions = LOAD_TRANSITIONS if load_requests else 0
+    transitions = u.sfn_transitions - load_transitions
+    secret_reads = u.other_requests.get("secretsmanager", 0)
+    load_secret_reads = 1 if load_requests else 0
+    put_metric = u.other_requests.get("put_metric_data", 0)
+    put = u.s3_put_requests - u.loading_s3_put_requests
+    get = u.s3_get_requests - u.loading_s3_get_requests
+    metric_hour = prices.custom_metric_per_month / HOURS_PER_MONTH
     lines = [
         CostLine(
             "Step Functions Standard (parent)",
-            u.sfn_transitions * prices.sfn_standard_per_transition,
+            transitions * prices.sfn_standard_per_transition,
             0.0,
-            f"{u.sfn_transitions} transitions",
+            f"{transitions} transitions",
         ),
         CostLine(
             "Step Functions Express (Map children)",
@@ -371,42 +456,57 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
             f"{lambda_requests} requests, {lambda_gb_s:.1f} GB-s",
         ),
         CostLine(
-            "Lambda LoadResults (waits on Snowflake)",
-            load_requests * prices.lambda_per_request + load_gb_s * prices.lambda_per_gb_s,
+            "S3 requests (run files)",
+            put * prices.s3_put_per_request + get * prices.s3_get_per_request,
             0.0,
-            f"{load_requests} request, {load_gb_s:.1f} GB-s ({w.load_ms / 1000:.0f} s at "
-            f"{w.memory_mb['load_results']} MB)"
-            if load_requests
-            else "loading off",
-        ),
-        CostLine(
-            "S3 requests",
-            u.s3_put_requests * prices.s3_put_per_request
-            + u.s3_get_requests * prices.s3_get_per_request,
-            0.0,
-            f"{u.s3_put_requests} PUT/LIST, {u.s3_get_requests} GET",
+            f"{put} PUT/LIST, {get} GET",
         ),
         CostLine(
             "CloudWatch Logs ingestion",
-            u.log_gb * prices.logs_ingest_per_gb,
+            (u.log_gb - u.loading_log_gb) * prices.logs_ingest_per_gb,
             0.0,
-            f"{u.log_gb * 1000:.2f} MB",
+            f"{(u.log_gb - u.loading_log_gb) * 1000:.2f} MB (state machine at level ERROR)",
+        ),
+        CostLine(
+            "CloudWatch custom metric FailedBatches",
+            u.custom_metric_hours * metric_hour,
+            0.0,
+            f"{u.custom_metric_hours:g} metric-hour(s) at $0.30/730",
         ),
         CostLine(
             "Secrets Manager API + PutMetricData",
-            u.other_requests.get("secretsmanager", 0) * prices.secret_api_per_request
-            + u.other_requests.get("put_metric_data", 0) * prices.put_metric_data_per_request,
+            (secret_reads - load_secret_reads) * prices.secret_api_per_request
+            + put_metric * prices.put_metric_data_per_request,
             0.0,
-            f"{sum(u.other_requests.values())} requests",
+            f"{secret_reads - load_secret_reads + put_metric} requests",
+        ),
+        CostLine(
+            "Loading: S3 stored answers + stage reads",
+            u.loading_s3_put_requests * prices.s3_put_per_request
+            + u.loading_s3_get_requests * prices.s3_get_per_request,
+            0.0,
+            f"{u.loading_s3_put_requests} PUT/LIST, {u.loading_s3_get_requests} GET",
+            LOADING,
+        ),
+        CostLine(
+            "Loading: LoadResults (waits on Snowflake)",
+            load_requests * prices.lambda_per_request
+            + load_gb_s * prices.lambda_per_gb_s
+            + load_transitions * prices.sfn_standard_per_transition
+            + load_secret_reads * prices.secret_api_per_request
+            + u.loading_log_gb * prices.logs_ingest_per_gb,
+            0.0,
+            f"{load_requests} request, {load_gb_s:.1f} GB-s ({w.load_ms / 1000:.0f} s at "
+            f"{w.memory_mb['load_results']} MB), 1 transition, 1 secret read, its logs"
+            if load_requests
+            else "loading off",
+            LOADING,
         ),
     ]
     lines = [replace(line, month=line.night * NIGHTS_PER_MONTH) for line in lines]
     fixed = [
         CostLine("Secrets Manager secrets", 0.0, w.secrets * prices.secret_per_month, ""),
         CostLine("CloudWatch alarms", 0.0, w.alarms * prices.alarm_per_month, ""),
-        CostLine(
-            "CloudWatch custom metrics", 0.0, w.custom_metrics * prices.custom_metric_per_month, ""
-        ),
     ]
     fixed = [replace(line, detail=_fixed_detail(line.service, w)) for line in fixed]
     snowflake = None
@@ -426,9 +526,7 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
 def _fixed_detail(service: str, w: Workload) -> str:
     if service.startswith("Secrets"):
         return f"{w.secrets} secret(s)"
-    if service.endswith("alarms"):
-        return f"{w.alarms} alarms"
-    return f"{w.custom_metrics} metrics"
+    return f"{w.alarms} alarms (each on one metric)"
 
 
 def template_counts(template: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,37 @@ from stacks.workflow import FAILED_BATCHES_METRIC
 FIVE_MINUTES = Duration.minutes(5)
 CONSOLE_HINT = "Step Functions console > state machine {name} > Executions"
 
+#: The night's counts, as the handlers log them (lambdas/enrich_shared/observability.py
+#: COUNT_FIELDS; a test keeps the two equal), with the dashboard's label for each.
+NIGHT_COUNTS = {
+    "ids_queried": "IDs queried (clean)",
+    "invalid_ids": "IDs rejected as invalid",
+    "batches_built": "batches built",
+    "batches_enriched": "batches enriched",
+    "enrich_failures": "failed attempts",
+    "batches_failed": "batches failed for good",
+    "ids_loaded": "IDs loaded",
+}
+
+
+def night_counts_query() -> str:
+    """Logs Insights query: each count summed per day over the functions' log groups.
+
+    Each field is on exactly one kind of log line, so `sum()` counts it once; lines without
+    the field are ignored by `sum()`. Querying scans the selected log groups for the
+    dashboard's time range (Logs Insights bills $0.005 per GB scanned).
+    """
+    present = " or ".join(f"ispresent({name})" for name in NIGHT_COUNTS)
+    sums = ", ".join(f"sum({name}) as {name}" for name in NIGHT_COUNTS)
+    return "\n".join(
+        [
+            "fields @timestamp",
+            f"| filter {present}",
+            f"| stats {sums} by bin(1d) as night",
+            "| sort night desc",
+        ]
+    )
+
 
 @dataclass(frozen=True)
 class AlarmSpec:
@@ -190,6 +221,22 @@ class PipelineMonitoring(Construct):
         # alarms (NOT_BREACHING); the missed-run alarm below covers "nothing happened".
         quiet_ok = cloudwatch.TreatMissingData.NOT_BREACHING
         sum5 = {"period": FIVE_MINUTES, "statistic": "Sum"}
+        # Every alarm but one watches a metric AWS publishes for free:
+        # - AWS/States ExecutionsFailed/TimedOut/Aborted/Succeeded and ExecutionThrottled,
+        #   dimension StateMachineArn (the parent only: a Distributed Map's children publish
+        #   under "<state machine ARN>/<Map Run label>", so a child never trips these):
+        #   https://docs.aws.amazon.com/step-functions/latest/dg/procedure-cw-metrics.html,
+        #   https://docs.aws.amazon.com/step-functions/latest/dg/concepts-examine-map-run.html
+        # - AWS/SQS ApproximateNumberOfMessagesVisible, dimension QueueName; SQS emits it only
+        #   while the queue is active (a message arriving makes it active), hence
+        #   NOT_BREACHING when it is silent:
+        #   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
+        # FailedBatches stays a custom metric: no built-in metric counts batches failed for
+        # good (a child catches its failure and succeeds; AWS/Lambda Errors also count
+        # attempts that a retry then healed). It is put once per run, and custom metrics
+        # are billed per hour in which data is sent (https://aws.amazon.com/cloudwatch/pricing/),
+        # so it costs ~1/730 of $0.30 a night. Missing data:
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data
         specs = [
             AlarmSpec(
                 "ExecutionsFailed",
@@ -293,17 +340,6 @@ class PipelineMonitoring(Construct):
         self, sm: sfn.StateMachine, functions: list[lambda_.Function]
     ) -> cloudwatch.Dashboard:
         hour = Duration.hours(1)
-
-        def app_metric(name: str, label: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                dimensions_map={"service": SERVICE_NAME},
-                statistic="Sum",
-                period=hour,
-                label=label,
-            )
-
         dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(14))
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
@@ -323,25 +359,19 @@ class PipelineMonitoring(Construct):
                 width=12,
             ),
         )
+        # The night's counts come from the handlers' structured log lines, not custom
+        # metrics (each would cost $0.30 a month): one table row per day.
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Stats.html
+        # (`by bin(1d) as night`: CWL_QuerySyntax-alias.html, same guide)
         dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="IDs",
-                left=[
-                    app_metric("IdsQueried", "clean IDs queried"),
-                    app_metric("InvalidIds", "invalid IDs rejected"),
-                ],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="Batches",
-                left=[
-                    app_metric("BatchesBuilt", "built"),
-                    app_metric("BatchesEnriched", "enriched"),
-                    app_metric("EnrichFailures", "failed attempts"),
-                    app_metric(FAILED_BATCHES_METRIC, "failed for good"),
-                ],
-                width=12,
-            ),
+            cloudwatch.LogQueryWidget(
+                title="IDs and batches per night (from the step logs)",
+                log_group_names=[f.log_group.log_group_name for f in functions],
+                query_string=night_counts_query(),
+                view=cloudwatch.LogQueryVisualizationType.TABLE,
+                width=24,
+                height=6,
+            )
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(

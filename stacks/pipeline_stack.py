@@ -176,6 +176,16 @@ def NAG_ACKNOWLEDGEMENTS(stack: PipelineStack) -> list[tuple[Construct, str, str
             "and resource-policy actions Step Functions uses to deliver execution logs have "
             "no resource-level permissions; " + xray,
         ),
+        (
+            workflow.state_machine,
+            "AwsSolutions-SF1",
+            "Logs level ERROR with execution data on purpose: a Distributed Map's Express "
+            "children log through the parent's one logging configuration, and at ALL each "
+            "child wrote its whole batch (~2/3 of the bill at 1,000,000 IDs). Failures are "
+            "logged with their error and cause; a failed batch's input is kept in "
+            "runs/<run_id>/failed/; the parent (STANDARD) keeps its full history with every "
+            "state's input and output in Step Functions for 90 days (GetExecutionHistory)",
+        ),
         (policy, f"AwsSolutions-IAM5[Resource::{bucket_arn}/runs/*/batches.json]", per_run),
         (policy, f"AwsSolutions-IAM5[Resource::{bucket_arn}/runs/*/failed/*]", per_run),
         (

@@ -329,8 +329,22 @@ class PipelineWorkflow(Construct):
             role=self.role.without_policy_updates(),
             timeout=Duration.minutes(config.workflow_timeout_minutes),
             tracing_enabled=True,
+            # ERROR, with execution data. A Distributed Map's children log through their
+            # parent's LoggingConfiguration (ProcessorConfig has only Mode and
+            # ExecutionType), so one level serves both. At ALL every Express child wrote
+            # ~9 KB (its batch twice, the answer's summary, seven events): 2/3 of the
+            # monthly bill at 1,000,000 IDs. ERROR keeps the failure events (TaskFailed,
+            # LambdaFunctionFailed/TimedOut, ExecutionFailed/TimedOut/Aborted,
+            # FailStateEntered, MapRun/MapState failures) with their error and cause:
+            # https://docs.aws.amazon.com/step-functions/latest/dg/cloudwatch-log-level.html
+            # A failed batch's input is kept whole by RecordFailedBatch (runs/<run_id>/failed/).
+            # The parent is a STANDARD workflow: Step Functions keeps its full history
+            # (every state's input and output) for 90 days whatever the log level
+            # (GetExecutionHistory, the console, `enrichctl show`).
             logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+                destination=self.log_group,
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=True,
             ),
             comment="Nightly IMDB-ID enrichment: Snowflake -> URL batches -> enrichment API",
         )

@@ -20,8 +20,8 @@ from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
 from query_ids.ids_file import upload_ids
-from tests.emf import emitted_metrics
 from tests.lambda_context import LambdaContext
+from tests.log_counts import logged_counts, step_log_lines
 
 # Handlers that raise before adding a metric make Powertools warn about an empty flush.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -277,7 +277,8 @@ def test_handler_builds_batches_from_the_ids_file(s3, monkeypatch, capsys):
     ids = [f"tt{n:07d}" for n in range(1, 8)]
     put_ids("night-1", ids, s3)
 
-    result = handler(query_result("night-1", len(ids)))
+    with step_log_lines() as lines:
+        result = handler(query_result("night-1", len(ids)))
 
     assert result == {
         "run_id": "night-1",
@@ -292,7 +293,7 @@ def test_handler_builds_batches_from_the_ids_file(s3, monkeypatch, capsys):
         {"batch_id": "000002", "url": built_url(ids[3:6], BASE), "ids": ids[3:6]},
         {"batch_id": "000003", "url": built_url(ids[6:], BASE), "ids": ids[6:]},
     ]
-    assert emitted_metrics(capsys.readouterr().out)["BatchesBuilt"] == 3
+    assert logged_counts("\n".join(lines))["batches_built"] == 3
 
 
 @pytest.mark.parametrize(
@@ -365,7 +366,8 @@ def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
     )
     storage.put_json("pipeline-bucket", "runs/night-1/batches.json", [], s3)
 
-    result = handler(retry_event("night-1-retry", "night-1"))
+    with step_log_lines() as lines:
+        result = handler(retry_event("night-1-retry", "night-1"))
 
     assert result == {
         "run_id": "night-1-retry",
@@ -379,7 +381,7 @@ def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
         {k: records[1][k] for k in ("batch_id", "url", "ids")},
         {k: records[0][k] for k in ("batch_id", "url", "ids")},
     ]
-    assert emitted_metrics(capsys.readouterr().out)["BatchesBuilt"] == 2
+    assert logged_counts("\n".join(lines))["batches_built"] == 2
 
 
 def test_retry_listing_follows_every_page(s3):

@@ -25,8 +25,8 @@ from enrich_shared.observability import logger as step_logger
 from enrichctl.local_api import RESET, SLOW, LocalEnrichApi, fake_record
 from invoke_enrich.client import ClientSettings, enrich_batch
 from invoke_enrich.handler import lambda_handler
-from tests.emf import emitted_metrics
 from tests.lambda_context import LambdaContext
+from tests.log_counts import logged_counts
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -273,7 +273,7 @@ def test_handler_returns_the_enrich_result_and_counts_it(s3, logs, capsys):
         "ids_count": 3,
     }
     assert set(result) == {"batch_id", "http_status", "ids_count", "elapsed_ms"}
-    assert emitted_metrics(capsys.readouterr().out) == {"BatchesEnriched": 1}
+    assert logged_counts("\n".join(logs)) == {"batches_enriched": 1}
     [line] = [json.loads(line) for line in logs if "batch enriched" in line]
     assert (line["batch_id"], line["run_id"]) == ("000001", "night-1")
 
@@ -283,7 +283,7 @@ def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs, capsys):
         event = map_item(api)
         with pytest.raises(RejectedEnrichError):
             lambda_handler(event, LambdaContext())
-    assert emitted_metrics(capsys.readouterr().out) == {"EnrichFailures": 1}
+    assert logged_counts("\n".join(logs)) == {"enrich_failures": 1}
     [line] = [json.loads(line) for line in logs if "not enriched" in line]
     assert (line["error_type"], line["batch_id"], line["run_id"]) == (
         "RejectedEnrichError",
@@ -340,7 +340,7 @@ def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch
         with pytest.raises(RetryableEnrichError, match=r"could not be stored .*NoSuchBucket"):
             lambda_handler(event, LambdaContext())
     assert api.request_count == 1, "the API answered; only the write failed"
-    assert emitted_metrics(capsys.readouterr().out) == {"EnrichFailures": 1}
+    assert logged_counts("\n".join(logs)) == {"enrich_failures": 1}
     assert not any("batch enriched" in line for line in logs)
 
 

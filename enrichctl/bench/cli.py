@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from enrichctl.cost import NIGHTS_PER_MONTH, Workload, estimate, usd
+from enrichctl.cost import LOADING, NIGHT, NIGHTS_PER_MONTH, Workload, estimate, usd
 from enrichctl.exit_codes import EXIT_OK, EXIT_USAGE
 
 
@@ -111,10 +111,30 @@ def cmd_cost(args: argparse.Namespace) -> int:
     )
     for column in ("service", "what", "per night", "per month"):
         table.add_column(column, justify="left" if column in ("service", "what") else "right")
+    # The night's own work and the fixed costs first (comparable with the figures from
+    # before results loading), then what loading the answers back adds, then the total.
     for line in report.lines:
-        table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
+        if line.group == NIGHT:
+            table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
     for line in report.fixed_month:
         table.add_row(line.service + " (fixed)", line.detail, "", usd(line.month))
+    table.add_row(
+        "[bold]subtotal without results loading[/]",
+        "",
+        usd(report.group_night(NIGHT)),
+        f"[bold]{usd(report.month_without_loading)}[/]",
+        end_section=True,
+    )
+    for line in report.lines:
+        if line.group == LOADING:
+            table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
+    table.add_row(
+        "[bold]subtotal results loading[/]",
+        "",
+        usd(report.group_night(LOADING)),
+        f"[bold]{usd(report.month_loading)}[/]",
+        end_section=True,
+    )
     table.add_row(
         "[bold]total[/]",
         f"{NIGHTS_PER_MONTH:.1f} nights",

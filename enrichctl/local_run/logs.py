@@ -1,8 +1,8 @@
 """Where the in-process handlers' output goes during a local run.
 
-On AWS each function's logs (Powertools Logger) and metrics (EMF printed on stdout) go to
-CloudWatch; locally they would drown the progress bar, so they go to a file
-(`<output-dir>/lambda.log`) while the run lasts, and back to stdout after it.
+On AWS each function's logs (Powertools Logger) go to CloudWatch; locally they would drown
+the progress bar, so they go to a file (`<output-dir>/lambda.log`) while the run lasts, and
+back to stdout after it.
 """
 
 from __future__ import annotations
@@ -33,20 +33,25 @@ def _set_stream(handler: logging.StreamHandler[Any], stream: Any) -> None:
 
 @contextlib.contextmanager
 def handler_output_to(stream: Any) -> Iterator[None]:
-    """Send handler logs (Powertools Logger) and metrics (printed EMF) to `stream`."""
+    """Send handler logs (Powertools Logger) and anything they print to `stream`."""
     stdout = sys.stdout
+    # The steps' Powertools logger always goes to `stream`, whatever stdout it was created
+    # with (under pytest, the capture of collection time): its lines are the handler log.
+    steps = set(logging.getLogger("imdb-enrichment").handlers)
     for handler in _stream_handlers():
         # A closed stream is an earlier stdout that went away (pytest's capture of an
         # earlier test, whose handlers were put back there): writing to it fails noisily.
-        if handler.stream in (stdout, sys.__stdout__) or getattr(handler.stream, "closed", False):
+        if (
+            handler in steps
+            or handler.stream in (stdout, sys.__stdout__)
+            or getattr(handler.stream, "closed", False)
+        ):
             _set_stream(handler, stream)
     quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("moto", "botocore")]
     for logger, _ in quiet:
         logger.setLevel(logging.CRITICAL)  # moto logs every failed state at ERROR
     try:
         with contextlib.redirect_stdout(stream), warnings.catch_warnings():
-            # Powertools warns on stderr when a failing handler published no metric.
-            warnings.filterwarnings("ignore", message="No application metrics to publish")
             yield
     finally:
         # Includes loggers created during the run (handlers imported for the first time):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from build_url.batches import failed_batches, stream_batches_from_ids, write_batches_stream
@@ -17,12 +16,11 @@ from build_url.urls import DEFAULT_MAX_IDS_PER_REQUEST, DEFAULT_MAX_URL_LENGTH
 from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
 from enrich_shared.models import BuildResult, QueryResult, RunRequest
-from enrich_shared.observability import METRIC_BATCHES_BUILT, logger, metrics, tracer
+from enrich_shared.observability import FIELD_BATCHES_BUILT, logger, tracer
 from enrich_shared.settings import env_int, env_str
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Build and store the batches of one run; return `BuildResult.to_dict()`."""
@@ -59,9 +57,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
 
     key, batch_count, ids_count = write_batches_stream(bucket, run_id, batches, client)
-    metrics.add_metric(name=METRIC_BATCHES_BUILT, unit=MetricUnit.Count, value=batch_count)
     logger.info(
         "batches built",
-        extra={"batches_key": key, "batch_count": batch_count, "ids_count": ids_count},
+        extra={
+            "batches_key": key,
+            "batch_count": batch_count,
+            "ids_count": ids_count,
+            FIELD_BATCHES_BUILT: batch_count,
+        },
     )
     return BuildResult(run_id, dry_run, key, batch_count, ids_count).to_dict()

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from count_failed.counting import count_failed_batches
 from enrich_shared import storage
 from enrich_shared.models import FailureCountRequest
-from enrich_shared.observability import logger, tracer
+from enrich_shared.observability import FIELD_BATCHES_FAILED, logger, tracer
 from enrich_shared.settings import env_str
 
 
@@ -22,5 +22,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = count_failed_batches(env_str("BUCKET_NAME"), request.run_id, storage.s3_client())
     # The FailedBatches metric is published by the state machine from this count
     # (PublishFailedBatches), so there is one source for the metric, the cause and the Choice.
-    logger.info("failed batches counted", extra=result.to_dict())
+    logger.info(
+        "failed batches counted", extra={**result.to_dict(), FIELD_BATCHES_FAILED: result.count}
+    )
     return result.to_dict()

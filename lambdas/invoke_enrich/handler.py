@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from enrich_shared.errors import InvalidInputError, PipelineError
 from enrich_shared.models import Batch, validate_run_id
 from enrich_shared.observability import (
-    METRIC_BATCHES_ENRICHED,
-    METRIC_ENRICH_FAILURES,
+    FIELD_BATCHES_ENRICHED,
+    FIELD_ENRICH_FAILURES,
     logger,
-    metrics,
     tracer,
 )
 from enrich_shared.settings import env_str
@@ -25,7 +23,6 @@ from invoke_enrich.results import store_answer
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Enrich one batch and store the answer; return `EnrichResult.to_dict()` or raise."""
@@ -45,11 +42,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         store_answer(bucket, batch.run_id, batch, answer)
         result = answer.result
     except PipelineError as error:
-        metrics.add_metric(name=METRIC_ENRICH_FAILURES, unit=MetricUnit.Count, value=1)
         logger.warning(
-            "batch not enriched", extra={"error_type": type(error).__name__, "error": str(error)}
+            "batch not enriched",
+            extra={
+                "error_type": type(error).__name__,
+                "error": str(error),
+                FIELD_ENRICH_FAILURES: 1,
+            },
         )
         raise
-    metrics.add_metric(name=METRIC_BATCHES_ENRICHED, unit=MetricUnit.Count, value=1)
-    logger.info("batch enriched", extra=result.to_dict())
+    logger.info("batch enriched", extra={**result.to_dict(), FIELD_BATCHES_ENRICHED: 1})
     return result.to_dict()

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from enrich_shared.models import LoadRequest
-from enrich_shared.observability import METRIC_IDS_LOADED, logger, metrics, tracer
+from enrich_shared.observability import FIELD_IDS_LOADED, logger, tracer
 from enrich_shared.snowflake_conn import load_credentials
 from load_results.loader import LoadSettings, load_run
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """COPY the run's answers and failure records into Snowflake, MERGE results and state."""
@@ -34,6 +32,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         },
     )
     result = load_run(request, settings, creds)
-    metrics.add_metric(METRIC_IDS_LOADED, MetricUnit.Count, result.ids_ok)
-    logger.info("LoadResults finished", extra=result.to_dict())
+    logger.info("LoadResults finished", extra={**result.to_dict(), FIELD_IDS_LOADED: result.ids_ok})
     return result.to_dict()

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from enrich_shared.models import RunRequest
 from enrich_shared.observability import (
-    METRIC_IDS_QUERIED,
-    METRIC_INVALID_IDS,
+    FIELD_IDS_QUERIED,
+    FIELD_INVALID_IDS,
     logger,
-    metrics,
     tracer,
 )
 from enrich_shared.settings import env_str
@@ -22,7 +20,6 @@ from query_ids.snowflake_source import SnowflakeSettings
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Claim the run, stream the IDs from Snowflake into `runs/<run_id>/ids.jsonl`."""
@@ -32,7 +29,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result, cleaner = query_ids(
         request, SnowflakeSettings.from_env(), env_str("BUCKET_NAME"), s3_client()
     )
-    metrics.add_metric(METRIC_IDS_QUERIED, MetricUnit.Count, cleaner.ids_count)
-    metrics.add_metric(METRIC_INVALID_IDS, MetricUnit.Count, cleaner.invalid_count)
-    logger.info("QueryIds finished", extra=result.to_dict())
+    logger.info(
+        "QueryIds finished",
+        extra={
+            **result.to_dict(),
+            FIELD_IDS_QUERIED: cleaner.ids_count,
+            FIELD_INVALID_IDS: cleaner.invalid_count,
+        },
+    )
     return result.to_dict()

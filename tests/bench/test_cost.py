@@ -12,6 +12,9 @@ from enrichctl.bench.cli import cmd_cost
 from enrichctl.cli import build_parser
 from enrichctl.cost import (
     FUNCTION_MEMORY_MB,
+    HOURS_PER_MONTH,
+    LOADING,
+    NIGHT,
     NIGHTS_PER_MONTH,
     PRICES,
     SOURCES,
@@ -73,13 +76,24 @@ def test_express_duration_rounds_up_to_100_ms(ms, billed):
 
 
 def test_one_night_counts():
-    usage = night_usage(Workload(ids=700, enrich_ms=250))
+    usage = night_usage(Workload(ids=700, enrich_ms=250, enrich_cpu_ms=0))
     assert usage.express_requests == 10
     # QueryIds + BuildUrls + CountFailedBatches + LoadResults + one InvokeEnrich per batch
     assert usage.lambda_requests == 14
     # 10 children x 300 ms billed (250 + 50 overhead) at 64 MB
     assert usage.express_gb_s == pytest.approx(10 * 0.3 * 64 / 1024)
-    assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(10 * 0.25 * 256 / 1024)
+    assert usage.lambda_gb_s["invoke_enrich"] == pytest.approx(
+        10 * 0.25 * FUNCTION_MEMORY_MB["invoke_enrich"] / 1024
+    )
+
+
+def test_invoke_enrichs_own_cpu_time_stretches_with_less_memory():
+    # Lambda gives CPU in proportion to memory (one vCPU at 1,769 MB).
+    full = Workload(700, enrich_ms=1000, enrich_cpu_ms=20, memory_mb={"invoke_enrich": 1769})
+    small = replace(full, memory_mb={"invoke_enrich": 128})
+    assert full.invoke_ms == pytest.approx(1020)
+    assert small.invoke_ms == pytest.approx(1000 + 20 * 1769 / 128)
+    assert Workload(700).invoke_ms > Workload(700).enrich_ms  # the default counts it too
 
 
 def test_retries_are_billed():
@@ -167,9 +181,15 @@ def test_load_results_is_one_invocation_billed_at_its_memory():
     assert usage.lambda_gb_s["load_results"] == pytest.approx(
         seconds * FUNCTION_MEMORY_MB["load_results"] / 1024
     )
-    line = next(x for x in estimate(w).lines if x.service.startswith("Lambda LoadResults"))
+    line = next(x for x in estimate(w).lines if x.service.startswith("Loading: LoadResults"))
+    assert line.group == LOADING
+    # Its invocation, plus its one transition, one secret read and its log lines.
     assert line.night == pytest.approx(
-        PRICES.lambda_per_request + usage.lambda_gb_s["load_results"] * PRICES.lambda_per_gb_s
+        PRICES.lambda_per_request
+        + usage.lambda_gb_s["load_results"] * PRICES.lambda_per_gb_s
+        + PRICES.sfn_standard_per_transition
+        + PRICES.secret_api_per_request
+        + w.load_log_bytes / 1e9 * PRICES.logs_ingest_per_gb
     )
 
 
@@ -195,7 +215,12 @@ def test_fresh_ids_are_not_batched_sent_stored_or_loaded(share):
     assert w.batch_count == math.ceil(stale / w.ids_per_batch)
     assert night_usage(w).express_requests == w.batch_count
     assert night_usage(w).lambda_gb_s.get("load_results", 0.0) == pytest.approx(
-        (w.load_ms_fixed + w.load_us_per_id * stale / 1000) / 1000 * 512 / 1024 if stale else 0.0
+        (w.load_ms_fixed + w.load_us_per_id * stale / 1000)
+        / 1000
+        * FUNCTION_MEMORY_MB["load_results"]
+        / 1024
+        if stale
+        else 0.0
     )
     # Exactly the night of a table holding only the stale IDs, except the count it reports.
     assert night_usage(w) == night_usage(Workload(stale))
@@ -217,3 +242,63 @@ def test_cli_cost_fresh_share(capsys):
     assert out["skipped_fresh_ids"] == 950_000
     assert out["batches"] == math.ceil(50_000 / 70)
     assert build_parser_exit(["cost", "--ids", "10", "--fresh-share", "1.5"]) == 2
+
+
+# --------------------------------------------------------------------------- issue 12: lean
+def test_the_nights_work_and_results_loading_are_priced_apart_and_add_up():
+    for w in (Workload(70), Workload(1_000_000), Workload(1_000_000, load=False)):
+        report = estimate(w)
+        assert {line.group for line in report.lines} == {NIGHT, LOADING}
+        assert report.group_night(NIGHT) + report.group_night(LOADING) == pytest.approx(
+            report.night
+        )
+        assert report.month_without_loading + report.month_loading == pytest.approx(report.month)
+        out = report.to_dict()
+        assert out["month_without_loading_usd"] == pytest.approx(report.month_without_loading)
+
+
+def test_loading_lines_hold_the_stored_answers_and_load_results():
+    w = Workload(1_000_000)
+    usage, report = night_usage(w), estimate(w)
+    # One stored answer per batch + the stage's LISTs; COPY GETs each answer.
+    assert usage.loading_s3_put_requests == w.batch_count + 2 * math.ceil(w.batch_count / 1000)
+    assert usage.loading_s3_get_requests == w.batch_count
+    run_files = next(x for x in report.lines if x.service == "S3 requests (run files)")
+    assert run_files.group == NIGHT and "14286" not in run_files.detail
+    # Loading off: the answers are still stored (InvokeEnrich always stores them).
+    off = night_usage(replace(w, load=False))
+    assert off.loading_s3_put_requests == w.batch_count and off.loading_s3_get_requests == 0
+
+
+def test_custom_metric_is_billed_per_hour_it_receives_data():
+    # "prorated by the hour and metered only when you send metrics" (cloudwatch pricing):
+    # FailedBatches is put once a run, so one metric-hour a night.
+    line = next(x for x in estimate(Workload(70)).lines if "custom metric" in x.service)
+    assert line.night == pytest.approx(PRICES.custom_metric_per_month / HOURS_PER_MONTH)
+    assert line.month == pytest.approx(0.30 * NIGHTS_PER_MONTH / HOURS_PER_MONTH)
+    assert night_usage(Workload(0)).custom_metric_hours == 0  # no run past QueryIds: no put
+    assert all("custom" not in f.service for f in estimate(Workload(70)).fixed_month)
+
+
+def test_children_log_only_their_failures():
+    clean, retried = Workload(700), Workload(700, enrich_retries=4)
+    extra = night_usage(retried).log_gb - night_usage(clean).log_gb
+    assert extra == pytest.approx(4 * (clean.enrich_log_bytes + clean.child_error_log_bytes) / 1e9)
+    # A clean night: children add nothing beyond the InvokeEnrich lines.
+    more = night_usage(Workload(1_400)).log_gb - night_usage(clean).log_gb
+    assert more == pytest.approx(10 * clean.enrich_log_bytes / 1e9)
+
+
+def test_issue_12_targets():
+    """<= $1.20 a month at the seed's 70 IDs; at 1,000,000 IDs the night's own work (without
+    results loading) at most half of the $7.60 it cost before (1 s API, no free tier)."""
+    assert estimate(Workload(70)).month <= 1.20
+    assert estimate(Workload(1_000_000)).month_without_loading <= 7.60 / 2
+
+
+def test_cli_cost_prints_both_subtotals(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapped cells
+    assert cmd_cost(build_parser().parse_args(["cost", "--ids", "1000000"])) == 0
+    out = capsys.readouterr().out
+    assert "subtotal without results loading" in out and "subtotal results loading" in out
+    assert out.index("subtotal without results loading") < out.index("Loading: LoadResults")
