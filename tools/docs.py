@@ -14,7 +14,7 @@ rendering twice gives the same text:
 - `reliability`: `tests/reliability/outcomes/*.json` (`make reliability-doc` records them);
 - `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic);
 - `bench-*`: `docs/results/bench.json`, a copy of one `enrichctl bench` run;
-- `memory`: `docs/results/memory.json` when it exists (a results file of its own);
+- `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes);
 - `import-times`: `docs/results/import-times.json`, handler import times measured by hand
   (before and after a change), with their method and machine;
 - `config-reference`: the configuration models (`stacks.config.reference.block()`).
@@ -41,7 +41,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
 BENCH_RESULTS = RESULTS_DIR / "bench.json"
-MEMORY_RESULTS = RESULTS_DIR / "memory.json"
+#: Written by `python -m enrichctl.bench.memory_sizes` (its default place).
+MEMORY_SOURCE = "bench-results/memory.json"
+MEMORY_RESULTS = REPO_ROOT / MEMORY_SOURCE
 IMPORT_RESULTS = RESULTS_DIR / "import-times.json"
 
 
@@ -380,21 +382,31 @@ def render_bench_coldstart(sources: Sources) -> str | None:
 
 
 def render_memory(sources: Sources) -> str | None:
-    """Memory peaks from their own results file, when one is committed (a flat table)."""
+    """Each function's measured memory need and the size the stack gives it
+    (`python -m enrichctl.bench.memory_sizes` writes the file; stacks/functions.py and
+    tests/infra/test_memory_sizes.py keep the stack equal to it)."""
     path = sources.root / MEMORY_RESULTS.relative_to(REPO_ROOT)
     if not path.exists():
-        return _wrap("memory", "No memory results are committed (`docs/results/memory.json`).")
+        return _wrap("memory", f"No memory results are committed (`{MEMORY_SOURCE}`).")
     data = json.loads(path.read_text())
-    entries = data.get("results", data) if isinstance(data, dict) else data
-    if isinstance(entries, dict):
-        entries = [{"name": key, **value} if isinstance(value, dict) else
-                   {"name": key, "value": value} for key, value in entries.items()]  # fmt: skip
-    entries = [e for e in entries if isinstance(e, dict)]
-    header: list[str] = []
-    for entry in entries:
-        header += [key for key in entry if key not in header]
-    rows = [["" if e.get(k) is None else str(e.get(k)) for k in header] for e in entries]
-    return _wrap("memory", "From `docs/results/memory.json`:\n\n" + _table(header, rows))
+    header = ["function", "imports MB", "work MB", "needed MB", "at", "rule gives MB"]
+    rows = [
+        [
+            f"`{step}`",
+            f"{m['import_mb']:.1f}",
+            f"{m['work_mb']:.1f}",
+            f"{m['needed_mb']:.1f}",
+            str(m.get("work", "")),
+            str(m.get("memory_mb", "")),
+        ]
+        for step, m in data["steps"].items()
+    ]
+    machine = data.get("machine", {})
+    intro = (
+        f"From `{MEMORY_SOURCE}` (Python {machine.get('python', '?')}, moto's S3 in-process, so "
+        f"upper bounds). Rule: {data.get('rule', '')}.\n\n"
+    )
+    return _wrap("memory", intro + _table(header, rows, right=1))
 
 
 def render_import_times(sources: Sources) -> str | None:
