@@ -74,19 +74,18 @@ def test_a_new_bench_run_flows_into_the_performance_page(tmp_path, sources):
     assert "API latency 12345 ms" in (root / "docs" / "performance.md").read_text()
 
 
-def test_a_missing_source_leaves_the_block_and_a_new_one_flows_in(tmp_path, sources):
-    """memory.json does not have to exist; once committed, `make docs` renders it."""
+def test_a_new_memory_measurement_flows_into_the_performance_page(tmp_path, sources):
+    """A re-measured bench-results/memory.json is caught as stale, then rendered."""
     root = _copy_docs(tmp_path)
     local = Sources(root=root, template=sources.template)
     blocks = tuple(b for b in BLOCKS if b.name == "memory")
-    docs.write(local, blocks)
-    (root / "docs" / "results").mkdir(exist_ok=True)
-    (root / "docs" / "results" / "memory.json").write_text(
-        json.dumps({"query_ids": {"rows": 1000000, "peak_mb": 321}})
-    )
+    data = json.loads(docs.MEMORY_RESULTS.read_text())
+    data["steps"]["invoke_enrich"]["needed_mb"] = 77.7
+    (root / "bench-results").mkdir(exist_ok=True)
+    (root / "bench-results" / "memory.json").write_text(json.dumps(data))
     assert len(docs.stale(local, blocks)) == 1
     docs.write(local, blocks)
-    assert "| query_ids | 1000000 | 321 |" in (root / "docs" / "performance.md").read_text()
+    assert "| 77.7 |" in (root / "docs" / "performance.md").read_text()
 
 
 def test_a_new_import_measurement_flows_into_the_performance_page(tmp_path, sources):
