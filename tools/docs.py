@@ -180,14 +180,16 @@ def render_cost_table(sources: Sources) -> str:
             cells.append(_usd(sum(x.night for x in report.lines if x.service.startswith(prefix))))
         cells += [
             _usd(report.night),
-            _usd(report.month_variable),
             _usd(report.month_fixed),
+            _usd(report.month_without_loading),
+            _usd(report.month - report.month_without_loading),
             f"**{_usd(report.month)}**",
             _usd(report.agent_month),
         ]
         rows.append(cells)
     header = ["IDs a night", "batches", *(c for c, _ in COST_COLUMNS), "per night",
-              "variable / month", "fixed / month", "total / month", "EC2 agent"]  # fmt: skip
+              "fixed / month", "month without loading", "month loading", "total / month",
+              "EC2 agent"]  # fmt: skip
     commands = ", ".join(f"`{_command(ids, fresh)}`" for _, ids, fresh in COST_NIGHTS)
     return _wrap(
         "cost-table",
@@ -245,18 +247,19 @@ def render_cost_prices(sources: Sources) -> str:
     return _wrap("cost-prices", text)
 
 
+def _line_month(report: Any, prefix: str) -> float:
+    return sum(x.month for x in report.lines if x.service.startswith(prefix))
+
+
 def render_cost_notes(sources: Sources) -> str:
     """The figures the costs page's prose quotes, computed from the model."""
-    from enrichctl.cost import NIGHTS_PER_MONTH, PRICES
+    from enrichctl.cost import PRICES
 
     full = _cost_report(1_000_000)
     fresh = _cost_report(1_000_000, 0.95)
     w = _default
     batches = full.batches
     answers_put = batches * PRICES.s3_put_per_request
-    child_logs_month = (
-        batches * w("child_log_bytes") / 1e9 * PRICES.logs_ingest_per_gb * NIGHTS_PER_MONTH
-    )
     standard_child = 2 * PRICES.sfn_standard_per_transition
     express = sum(x.night for x in full.lines if x.service.startswith("Step Functions Express"))
     fixed = ", ".join(x.detail for x in full.fixed_month)
@@ -267,10 +270,12 @@ def render_cost_notes(sources: Sources) -> str:
         f"- Re-sending every ID every night costs {_usd(full.month)} a month against the EC2 "
         f"agent's {_usd(full.agent_month)}; pulling only the stale IDs (95 % fresh) costs "
         f"{_usd(fresh.night)} a night, {_usd(fresh.month)} a month with the fixed part.",
-        f"- CloudWatch Logs: the state machine logs level ALL with execution data, so every "
-        f"child writes its batch into the log (~{w('child_log_bytes') / 1000:g} KB a child, "
-        f"assumed); logging children at ERROR would take ~{_usd(child_logs_month)} a month off "
-        "the all-stale night.",
+        f"- CloudWatch Logs: the state machine logs level ERROR, so a clean night's children "
+        f"write nothing to the execution log; the logs are the functions' own lines "
+        f"(~{w('enrich_log_bytes') / 1000:.1f} KB per InvokeEnrich call): "
+        f"{_usd(_line_month(full, 'CloudWatch Logs'))} a month at 1,000,000 IDs.",
+        f"- The one custom metric, FailedBatches, is put once a night and billed per hour in "
+        f"which it gets data: {_usd(_line_month(full, 'CloudWatch custom metric'))} a month.",
         f"- Why the map's children are Express: as a Standard execution each batch costs at "
         f"least 2 state transitions ({_usd(standard_child)}, more with retries) against about "
         f"{_usd(express / batches)} as an Express request plus duration: at 1,000,000 IDs "
