@@ -277,7 +277,7 @@ def _print_cold_start(console: Any, cold: dict[str, Any]) -> None:
         return
     from rich.table import Table
 
-    table = Table(title="Cold start (this machine's Python)", title_justify="left")
+    table = Table(title="Cold start (the bundled handlers, Python 3.12)", title_justify="left")
     for column in ("function", "import s", "heaviest imports", "bundle MB (unzipped)"):
         table.add_column(column)
     for step, figures in cold.get("import_s", {}).items():
