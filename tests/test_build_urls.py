@@ -23,9 +23,6 @@ from query_ids.ids_file import upload_ids
 from tests.lambda_context import LambdaContext
 from tests.log_counts import logged_counts, step_log_lines
 
-# Handlers that raise before adding a metric make Powertools warn about an empty flush.
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
 
 # The seed's `built_url` (shared/seed/prefect-getting-started.md), verbatim except that the
 # base URL is a parameter instead of the "https://<< API Gateway URL >>/lamba-tmdb" literal.
@@ -240,7 +237,6 @@ def s3(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("BUCKET_NAME", "pipeline-bucket")
     monkeypatch.setenv("ENRICH_BASE_URL", BASE)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ImdbEnrichment")
     monkeypatch.delenv("MAX_IDS_PER_REQUEST", raising=False)
     monkeypatch.delenv("MAX_URL_LENGTH", raising=False)
     with mock_aws():
@@ -272,7 +268,7 @@ def put_ids(run_id: str, ids: list[str], s3) -> None:
     upload_ids(s3, "pipeline-bucket", storage.ids_key(run_id), iter(ids))
 
 
-def test_handler_builds_batches_from_the_ids_file(s3, monkeypatch, capsys):
+def test_handler_builds_batches_from_the_ids_file(s3, monkeypatch):
     monkeypatch.setenv("MAX_IDS_PER_REQUEST", "3")
     ids = [f"tt{n:07d}" for n in range(1, 8)]
     put_ids("night-1", ids, s3)
@@ -351,7 +347,7 @@ def retry_event(run_id: str, retry_of: str) -> dict:
     }
 
 
-def test_retry_mode_rebuilds_exactly_the_failed_batches(s3, capsys):
+def test_retry_mode_rebuilds_exactly_the_failed_batches(s3):
     records = [
         failed_record("night-1", "000007", ["tt0000013", "tt0000014"]),
         failed_record("night-1", "000002", ["tt0000003"]),

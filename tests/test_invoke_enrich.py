@@ -28,8 +28,6 @@ from invoke_enrich.handler import lambda_handler
 from tests.lambda_context import LambdaContext
 from tests.log_counts import logged_counts
 
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
 IDS = ["tt0000001", "tt0000002", "tt0000003"]
 API_KEY = "sk-local-" + "9f2c4e7a1b3d5f60"
 BUCKET = "pipeline-bucket"
@@ -39,7 +37,6 @@ BUCKET = "pipeline-bucket"
 def env(monkeypatch):
     monkeypatch.setenv("HTTP_CONNECT_TIMEOUT_S", "2")
     monkeypatch.setenv("HTTP_READ_TIMEOUT_S", "5")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ImdbEnrichment")
     monkeypatch.delenv("API_KEY_SECRET_NAME", raising=False)
     monkeypatch.delenv("API_KEY_HEADER", raising=False)
 
@@ -263,7 +260,7 @@ def test_api_key_never_appears_in_errors_or_logs(secrets, monkeypatch, logs, cap
 # -- handler --------------------------------------------------------------------------------
 
 
-def test_handler_returns_the_enrich_result_and_counts_it(s3, logs, capsys):
+def test_handler_returns_the_enrich_result_and_counts_it(s3, logs):
     with LocalEnrichApi() as api:
         event = map_item(api)
         result = lambda_handler(event, LambdaContext())
@@ -278,7 +275,7 @@ def test_handler_returns_the_enrich_result_and_counts_it(s3, logs, capsys):
     assert (line["batch_id"], line["run_id"]) == ("000001", "night-1")
 
 
-def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs, capsys):
+def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs):
     with LocalEnrichApi(rules={"tt0000001": 404}) as api:
         event = map_item(api)
         with pytest.raises(RejectedEnrichError):
@@ -333,7 +330,7 @@ def test_a_non_json_answer_is_stored_as_text(s3, rules, ok_body, expected):
     assert stored(s3)["status"] == result["http_status"]
 
 
-def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch, capsys, logs):
+def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch, logs):
     monkeypatch.setenv("BUCKET_NAME", "no-such-bucket")
     with LocalEnrichApi() as api:
         event = map_item(api)

@@ -37,7 +37,6 @@ def function_env(snowflake, tmp_path, monkeypatch):
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "POWERTOOLS_METRICS_NAMESPACE": "ImdbEnrichment",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

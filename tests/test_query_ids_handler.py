@@ -74,7 +74,6 @@ def aws(monkeypatch):
         "SNOWFLAKE_LOGIN_TIMEOUT_S": "5",
         "SNOWFLAKE_NETWORK_TIMEOUT_S": "30",
         "SNOWFLAKE_STATEMENT_TIMEOUT_S": "60",
-        "POWERTOOLS_METRICS_NAMESPACE": "ImdbEnrichment",
     }.items():
         monkeypatch.setenv(name, value)
     for name in (
