@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,13 +19,11 @@ from enrich_shared.errors import (
     RetryableEnrichError,
 )
 from enrich_shared.models import Batch
-from enrich_shared.observability import SERVICE
-from enrich_shared.observability import logger as step_logger
 from enrichctl.local_api import RESET, SLOW, LocalEnrichApi, fake_record
 from invoke_enrich.client import ClientSettings, enrich_batch
 from invoke_enrich.handler import lambda_handler
 from tests.lambda_context import LambdaContext
-from tests.log_counts import logged_counts
+from tests.log_counts import logged_counts, step_log_lines
 
 IDS = ["tt0000001", "tt0000002", "tt0000003"]
 API_KEY = "sk-local-" + "9f2c4e7a1b3d5f60"
@@ -44,17 +41,8 @@ def env(monkeypatch):
 @pytest.fixture
 def logs():
     """Every line the step logger writes, formatted as Powertools writes it (JSON)."""
-    lines: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(self.format(record))
-
-    collector = Collect()
-    collector.setFormatter(step_logger.registered_handler.formatter)
-    logging.getLogger(SERVICE).addHandler(collector)
-    yield lines
-    logging.getLogger(SERVICE).removeHandler(collector)
+    with step_log_lines() as lines:
+        yield lines
 
 
 def batch_for(api: LocalEnrichApi, ids=IDS) -> Batch:
