@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = {
     "query_ids": "query_ids.handler",
     "build_url": "build_url.handler",
@@ -39,7 +38,6 @@ HANDLERS = {
 #: the imports look ~0.1-0.2 s slower than they are.
 IMPORT_ENV = {
     "POWERTOOLS_SERVICE_NAME": "imdb-enrichment",
-    "POWERTOOLS_METRICS_NAMESPACE": "ImdbEnrichment",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_LAMBDA_FUNCTION_NAME": "coldstart",
     "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",

@@ -10,7 +10,7 @@
 - `report`: a finished run's report and its `--json` summary.
 - `pipeline`: `LocalPipeline`, which composes the above (tests use it directly).
 - `options`: the flags of `enrichctl local` and their checks.
-- `logs`: handler logs and metrics to `lambda.log` while a run lasts.
+- `logs`: handler logs to `lambda.log` while a run lasts.
 - `stage`: the embedded Snowflake's `file://` stage the results are mirrored into.
 - `faults`: the faults the reliability matrix injects.
 - `runner`: `run_nights`, what `enrichctl local` does from start to end.

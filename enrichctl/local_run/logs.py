@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,7 +50,7 @@ def handler_output_to(stream: Any) -> Iterator[None]:
     for logger, _ in quiet:
         logger.setLevel(logging.CRITICAL)  # moto logs every failed state at ERROR
     try:
-        with contextlib.redirect_stdout(stream), warnings.catch_warnings():
+        with contextlib.redirect_stdout(stream):
             yield
     finally:
         # Includes loggers created during the run (handlers imported for the first time):

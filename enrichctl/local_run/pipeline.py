@@ -41,7 +41,7 @@ class LocalPipeline:
         api_base_url: what ENRICH_BASE_URL becomes locally.
         retry_waits: "skip" (record only) or "real" (sleep them).
         env_overrides: extra environment for every function (e.g. shorter timeouts in tests).
-        log_stream: where handler logs and metrics go (None: leave them on stdout).
+        log_stream: where handler logs go (None: leave them on stdout).
         api_request_count: returns how many HTTP requests the enrichment API saw so far
             (None: count InvokeEnrich attempts instead, e.g. for a real API).
         embedded_snowflake: the embedded Snowflake's secret (or a function returning it,
