@@ -74,7 +74,8 @@ def _measure(call: Any, mode: str) -> tuple[Any, dict[str, float]]:
 def probe(request: dict[str, Any]) -> dict[str, Any]:
     """Run both handlers once as `request` says; return their figures."""
     os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(MOTO_KEY_BUFFER_BYTES))
-    from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
+    from enrichctl.local_run.logs import handler_output_to
+    from enrichctl.local_run.pipeline import LocalPipeline
 
     template = json.loads(Path(request["template"]).read_text())
     mode = request.get("mode", "rss")
@@ -89,7 +90,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
             api_base_url="http://127.0.0.1:9/lamba-tmdb",  # never called here
             log_stream=devnull,
         ) as pipeline,
-        _handler_output_to(devnull),
+        handler_output_to(devnull),
     ):
         runtime = pipeline.runtime
         query_fn, build_fn = pipeline.functions["query_ids"], pipeline.functions["build_url"]

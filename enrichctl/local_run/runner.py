@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from enrichctl.local_run.execution import INTERNAL_ERROR_FILE
-from enrichctl.local_run.logs import handler_output_to as _handler_output_to
+from enrichctl.local_run.logs import handler_output_to
 from enrichctl.local_run.moto_setup import local_api_key
 from enrichctl.local_run.options import LocalRunError, LocalRunOptions, read_secret_file
 from enrichctl.local_run.pipeline import LocalPipeline
-from enrichctl.local_run.report import SUMMARY_KEYS, RunReport
+from enrichctl.local_run.report import RunReport
 
-#: Imported from here by tests and the bench (the module's face before it was split).
-__all__ = ["SUMMARY_KEYS", "LocalPipeline", "_handler_output_to", "run_nights"]
 #: Rows of the results table `enrichctl local` reads back after the last night.
 RESULTS_SAMPLE_ROWS = 5
 
@@ -122,7 +120,7 @@ def run_nights(
         )
         for rewrite in pipeline.local.rewrites:
             emit("rewrite", rewrite)
-        stack.enter_context(_handler_output_to(log_file))
+        stack.enter_context(handler_output_to(log_file))
         stack.enter_context(pipeline)
         secret, snowflake_desc = snowflake_job()
         pipeline.set_snowflake_secret(secret)

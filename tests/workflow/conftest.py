@@ -17,7 +17,8 @@ import pytest
 
 from enrich_shared.observability import SERVICE
 from enrichctl.local_api import LocalEnrichApi
-from enrichctl.local_run.runner import LocalPipeline, _handler_output_to
+from enrichctl.local_run.logs import handler_output_to
+from enrichctl.local_run.pipeline import LocalPipeline
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def make_pipeline(
             if before_enter is not None:
                 before_enter(pipeline)
             if log_file is not None:
-                stack.enter_context(_handler_output_to(log_file))
+                stack.enter_context(handler_output_to(log_file))
                 stack.enter_context(_service_logger_to(log_file))
             stack.enter_context(pipeline)
             return pipeline, api
@@ -72,7 +73,7 @@ def _service_logger_to(stream: Any) -> Iterator[None]:
     """Point the Powertools logger's handlers at `stream` whatever stdout they captured.
 
     The logger is created once per process, under whichever test's stdout capture was
-    active then, so `_handler_output_to` (which matches on the current stdout) can miss it.
+    active then, so `handler_output_to` (which matches on the current stdout) can miss it.
     """
     handlers = [
         h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from enrichctl.local_run.runner import SUMMARY_KEYS
+from enrichctl.local_run.report import SUMMARY_KEYS
 from tests.reliability.support import failed_batches_metric, valid_unique
 
 
