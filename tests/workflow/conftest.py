@@ -9,13 +9,11 @@ ops suites reuse this `make_pipeline` (imported by their conftest.py).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from enrich_shared.observability import SERVICE
 from enrichctl.local_api import LocalEnrichApi
 from enrichctl.local_run.logs import handler_output_to
 from enrichctl.local_run.pipeline import LocalPipeline
@@ -61,28 +59,7 @@ def make_pipeline(
                 before_enter(pipeline)
             if log_file is not None:
                 stack.enter_context(handler_output_to(log_file))
-                stack.enter_context(_service_logger_to(log_file))
             stack.enter_context(pipeline)
             return pipeline, api
 
         yield make
-
-
-@contextlib.contextmanager
-def _service_logger_to(stream: Any) -> Iterator[None]:
-    """Point the Powertools logger's handlers at `stream` whatever stdout they captured.
-
-    The logger is created once per process, under whichever test's stdout capture was
-    active then, so `handler_output_to` (which matches on the current stdout) can miss it.
-    """
-    handlers = [
-        h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)
-    ]
-    saved = [(h, h.stream) for h in handlers]
-    for handler in handlers:
-        handler.setStream(stream)
-    try:
-        yield
-    finally:
-        for handler, original in saved:
-            handler.setStream(original)
