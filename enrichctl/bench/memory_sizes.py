@@ -20,9 +20,10 @@ For each step it measures, in fresh processes, at each size of `--ids` (the larg
 
 `needed_mb` = import + work, and `memory_mb` = `needed_mb` x (1 + `MARGIN`) rounded up to a
 multiple of 64 MB, at least Lambda's 128 MB. The result is written as JSON (committed as
-bench-results/memory.json; stacks/functions.py reads its sizes from there and a test keeps
-them equal). Measured on this machine's CPython, not Lambda's 3.12 on arm64: Lambda's own
-runtime client adds a few MB, which the margin covers.
+bench-results/memory.json; stacks/functions.py states its sizes as constants, and
+tests/infra/test_memory_sizes.py keeps them equal to the file). Measured on this machine's
+CPython, not Lambda's 3.12 on arm64: Lambda's own runtime client adds a few MB, which the
+margin covers.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAMBDAS_DIR = REPO_ROOT / "lambdas"
+from enrichctl.paths import LAMBDAS_DIR, REPO_ROOT, use_repo_code
+
 DEFAULT_OUTPUT = REPO_ROOT / "bench-results" / "memory.json"
 STEPS = ("query_ids", "build_url", "invoke_enrich", "count_failed", "load_results")
 #: Head room over the measured need: other inputs (longer answers, more invalid IDs), a
@@ -98,7 +99,7 @@ def _probe_small(ids: int) -> dict[str, Any]:
             "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(64 * 1024),
         }
     )
-    sys.path.insert(0, str(LAMBDAS_DIR))
+    use_repo_code()
     import boto3
     from moto import mock_aws
 
@@ -107,17 +108,19 @@ def _probe_small(ids: int) -> dict[str, Any]:
     from enrich_shared import storage
     from enrichctl.bench.memory_probe import _measure
     from enrichctl.local_api import LocalEnrichApi
+    from enrichctl.local_run.moto_hooks import LambdaContext, LocalFunction
     from invoke_enrich import handler as invoke_handler
 
-    class Context:
-        function_name = "probe"
-        memory_limit_in_mb = 128
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:probe"
-        aws_request_id = "probe"
+    probe_function = LocalFunction(
+        name="probe",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:probe",
+        handler="probe",
+        timeout_s=60,
+    )
 
-        @staticmethod
-        def get_remaining_time_in_millis() -> int:
-            return 60_000
+    def context() -> LambdaContext:
+        """A fresh context per call, as Lambda gives one (its own request ID)."""
+        return LambdaContext(probe_function)
 
     batches = max(1, math.ceil(ids / IDS_PER_BATCH))
     out: dict[str, Any] = {}
@@ -134,10 +137,10 @@ def _probe_small(ids: int) -> dict[str, Any]:
             b.to_dict() | {"run_id": "probe-run"}
             for b in build_urls(api.base_url, ids_list, IDS_PER_BATCH)
         ]
-        invoke_handler.lambda_handler(items[0], Context())  # warm: the cold start is import_mb
+        invoke_handler.lambda_handler(items[0], context())  # warm: the cold start is import_mb
         worst: dict[str, float] = {}
         for item in items[1:]:
-            _, figures = _measure(lambda i=item: invoke_handler.lambda_handler(i, Context()), "rss")
+            _, figures = _measure(lambda i=item: invoke_handler.lambda_handler(i, context()), "rss")
             if figures["rss_peak_mb"] - figures["rss_before_mb"] >= worst.get("work_mb", -1):
                 worst = figures | {"work_mb": figures["rss_peak_mb"] - figures["rss_before_mb"]}
         out["invoke_enrich"] = worst | {"work": f"{IDS_PER_BATCH} IDs a call, worst of "
@@ -146,7 +149,7 @@ def _probe_small(ids: int) -> dict[str, Any]:
             key = f"{storage.failed_prefix('probe-failed')}{n:06d}.json"
             s3.put_object(Bucket=BUCKET, Key=key, Body=b"{}")
         result, figures = _measure(
-            lambda: count_handler.lambda_handler({"run_id": "probe-failed"}, Context()), "rss"
+            lambda: count_handler.lambda_handler({"run_id": "probe-failed"}, context()), "rss"
         )
         assert result["count"] == batches, result
         out["count_failed"] = figures | {
