@@ -489,18 +489,23 @@ def current(block: Block, text: str) -> str | None:
     return text[start : end + len(block.end)]
 
 
+def _compare(sources: Sources, block: Block) -> tuple[Path, str, str | None, str | None]:
+    """(the page, its text, the block as it stands, what its source renders): the block is
+    None without markers (then nothing is rendered), the rendering None without a source."""
+    path = sources.root / block.page
+    text = path.read_text() if path.exists() else ""
+    have = current(block, text)
+    return path, text, have, None if have is None else block.render(sources)
+
+
 def stale(sources: Sources, blocks: tuple[Block, ...] = BLOCKS) -> list[str]:
     """One line per block that differs from its source (or whose markers are missing)."""
     problems = []
     for block in blocks:
-        path = sources.root / block.page
-        text = path.read_text() if path.exists() else ""
-        have = current(block, text)
+        _, _, have, want = _compare(sources, block)
         if have is None:
             problems.append(f"{block.page}: no {block.start} ... {block.end} markers")
-            continue
-        want = block.render(sources)
-        if want is not None and want != have:
+        elif want is not None and want != have:
             problems.append(f"{block.page}: block {block.name!r} differs from its source")
     return problems
 
@@ -509,12 +514,10 @@ def write(sources: Sources, blocks: tuple[Block, ...] = BLOCKS) -> list[str]:
     """Rewrite every stale block in place; the pages changed."""
     changed = []
     for block in blocks:
-        path = sources.root / block.page
-        text = path.read_text()
-        have = current(block, text)
+        # Read per block: an earlier block of the same page may just have rewritten it.
+        path, text, have, want = _compare(sources, block)
         if have is None:
             raise SystemExit(f"{block.page} has no {block.start} ... {block.end} markers: add them")
-        want = block.render(sources)
         if want is not None and want != have:
             path.write_text(text.replace(have, want))
             changed.append(f"{block.page} ({block.name})")
