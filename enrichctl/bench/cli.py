@@ -111,30 +111,22 @@ def cmd_cost(args: argparse.Namespace) -> int:
     )
     for column in ("service", "what", "per night", "per month"):
         table.add_column(column, justify="left" if column in ("service", "what") else "right")
+
+    def section(group: str, fixed: list[Any], subtotal: str, month: float) -> None:
+        for line in report.lines:
+            if line.group == group:
+                table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
+        for line in fixed:
+            table.add_row(line.service + " (fixed)", line.detail, "", usd(line.month))
+        night = usd(report.group_night(group))
+        table.add_row(f"[bold]{subtotal}[/]", "", night, f"[bold]{usd(month)}[/]", end_section=True)
+
     # The night's own work and the fixed costs first (comparable with the figures from
     # before results loading), then what loading the answers back adds, then the total.
-    for line in report.lines:
-        if line.group == NIGHT:
-            table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
-    for line in report.fixed_month:
-        table.add_row(line.service + " (fixed)", line.detail, "", usd(line.month))
-    table.add_row(
-        "[bold]subtotal without results loading[/]",
-        "",
-        usd(report.group_night(NIGHT)),
-        f"[bold]{usd(report.month_without_loading)}[/]",
-        end_section=True,
+    section(
+        NIGHT, report.fixed_month, "subtotal without results loading", report.month_without_loading
     )
-    for line in report.lines:
-        if line.group == LOADING:
-            table.add_row(line.service, line.detail, usd(line.night), usd(line.month))
-    table.add_row(
-        "[bold]subtotal results loading[/]",
-        "",
-        usd(report.group_night(LOADING)),
-        f"[bold]{usd(report.month_loading)}[/]",
-        end_section=True,
-    )
+    section(LOADING, [], "subtotal results loading", report.month_loading)
     table.add_row(
         "[bold]total[/]",
         f"{NIGHTS_PER_MONTH:.1f} nights",
