@@ -61,47 +61,43 @@ def test_a_changed_source_is_caught_then_rendered(tmp_path, sources):
     assert docs.write(local, blocks) == []  # deterministic: a second render changes nothing
 
 
-def test_a_new_bench_run_flows_into_the_performance_page(tmp_path, sources):
+def _render_new_source(tmp_path, sources, block_name: str, source: str, data) -> str:
+    """In a copy of the pages: write `data` as the block's JSON source at `source`, check the
+    block is caught as stale, render it; return the page it is on."""
     root = _copy_docs(tmp_path)
     local = Sources(root=root, template=sources.template)
-    blocks = tuple(b for b in BLOCKS if b.name == "bench-table")
-    bench = local.bench()
-    assert bench is not None, "docs/results/bench.json is missing: `make docs BENCH=...`"
-    bench["latency_ms"] = 12345
-    (root / "docs" / "results" / "bench.json").write_text(json.dumps(bench))
+    blocks = tuple(b for b in BLOCKS if b.name == block_name)
+    (root / source).parent.mkdir(parents=True, exist_ok=True)
+    (root / source).write_text(json.dumps(data))
     assert len(docs.stale(local, blocks)) == 1
     docs.write(local, blocks)
-    assert "API latency 12345 ms" in (root / "docs" / "performance.md").read_text()
+    return (root / blocks[0].page).read_text()
+
+
+def test_a_new_bench_run_flows_into_the_performance_page(tmp_path, sources):
+    bench = sources.bench()
+    assert bench is not None, "docs/results/bench.json is missing: `make docs BENCH=...`"
+    bench["latency_ms"] = 12345
+    page = _render_new_source(tmp_path, sources, "bench-table", "docs/results/bench.json", bench)
+    assert "API latency 12345 ms" in page
 
 
 def test_a_new_memory_measurement_flows_into_the_performance_page(tmp_path, sources):
     """A re-measured bench-results/memory.json is caught as stale, then rendered."""
-    root = _copy_docs(tmp_path)
-    local = Sources(root=root, template=sources.template)
-    blocks = tuple(b for b in BLOCKS if b.name == "memory")
     data = json.loads(docs.MEMORY_RESULTS.read_text())
     data["steps"]["invoke_enrich"]["needed_mb"] = 77.7
-    (root / "bench-results").mkdir(exist_ok=True)
-    (root / "bench-results" / "memory.json").write_text(json.dumps(data))
-    assert len(docs.stale(local, blocks)) == 1
-    docs.write(local, blocks)
-    assert "| 77.7 |" in (root / "docs" / "performance.md").read_text()
+    page = _render_new_source(tmp_path, sources, "memory", docs.MEMORY_SOURCE, data)
+    assert "| 77.7 |" in page
 
 
 def test_a_new_import_measurement_flows_into_the_performance_page(tmp_path, sources):
     """Import times typed into docs/results/import-times.json, never into the page."""
-    root = _copy_docs(tmp_path)
-    local = Sources(root=root, template=sources.template)
-    blocks = tuple(b for b in BLOCKS if b.name == "import-times")
     data = json.loads(docs.IMPORT_RESULTS.read_text())
     data["handlers"][0]["after_lambda_env_s"] = 0.123
-    (root / "docs" / "results").mkdir(exist_ok=True)
-    (root / "docs" / "results" / "import-times.json").write_text(json.dumps(data))
-    assert len(docs.stale(local, blocks)) == 1
-    docs.write(local, blocks)
-    handler = data["handlers"][0]["handler"]
-    assert f"| `{handler}` |" in (root / "docs" / "performance.md").read_text()
-    assert "| 0.12 s, " in (root / "docs" / "performance.md").read_text()
+    source = "docs/results/import-times.json"
+    page = _render_new_source(tmp_path, sources, "import-times", source, data)
+    assert f"| `{data['handlers'][0]['handler']}` |" in page
+    assert "| 0.12 s, " in page
 
 
 def test_the_readme_is_short_and_links_every_page():
