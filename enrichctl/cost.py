@@ -289,8 +289,8 @@ def night_usage(w: Workload) -> Usage:
         invoke_ms
     )
     gb = w.memory_mb
-    ids_json = w.sent_ids * 13  # `"tt01234567",`
-    batches_json = ids_json * 2 + batches * 120  # IDs twice (list + URL) + keys and base URL
+    ids_jsonl = w.sent_ids * 13  # `"tt01234567"` and a newline
+    batches_json = ids_jsonl * 2 + batches * 120  # IDs twice (list + URL) + keys and base URL
     lambda_gb_s = {
         "query_ids": w.query_ms / 1000 * gb["query_ids"] / 1024,
         "build_url": w.build_ms / 1000 * gb["build_url"] / 1024,
@@ -310,16 +310,16 @@ def night_usage(w: Workload) -> Usage:
         # QueryIds, BuildUrls, CountFailedBatches, [LoadResults], one InvokeEnrich per attempt
         lambda_requests=3 + (1 if w.load else 0) + attempts,
         lambda_gb_s=lambda_gb_s,
-        # claim + ids.json + batches.json + ResultWriter manifest + its result file + the
+        # claim + ids.jsonl + batches.json + ResultWriter manifest + its result file + the
         # CountFailedBatches LIST (one per 1,000 failed batches; one on a clean night)
         # + one stored answer per enriched batch + the stage's LISTs
         s3_put_requests=1
-        + _s3_upload_requests(ids_json)
+        + _s3_upload_requests(ids_jsonl)
         + _s3_upload_requests(batches_json)
         + 3
         + batches
         + load_lists,
-        # BuildUrls reads ids.json, the Map's ItemReader reads batches.json, COPY the answers
+        # BuildUrls reads ids.jsonl, the Map's ItemReader reads batches.json, COPY the answers
         s3_get_requests=2 + load_gets,
         log_gb=(
             attempts * w.enrich_log_bytes

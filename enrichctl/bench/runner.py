@@ -185,9 +185,8 @@ def _cost(
         ids=row.ids,
         batches=row.batches,
         # Under moto 10 handlers share 2 cores, so their wall time is inflated; AWS gives
-        # each its own: the API's latency plus our handler's own CPU time per call.
-        # The API's latency, plus our handler's CPU per call (scaled by the cost model to
-        # the configured memory's CPU share).
+        # each its own: the API's latency plus our handler's own CPU time per call (which
+        # the cost model scales to the configured memory's CPU share).
         enrich_ms=latency_ms,
         enrich_cpu_ms=(
             1000 * run["cpu_by_step_s"].get("invoke_enrich", 0.0) / max(1, row.batches)
