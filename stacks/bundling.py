@@ -162,19 +162,28 @@ def install_dependencies(step: str, architecture: str = "arm64") -> Path | None:
     requirements = LAMBDAS_DIR / step / "requirements.txt"
     if not requirements.is_file() or not _has_requirements(requirements):
         return None
+    return install_requirements(requirements, step, architecture)
+
+
+def install_requirements(
+    requirements: Path, name: str, architecture: str = "arm64", shown_as: str = "/var/task"
+) -> Path:
+    """Install (or reuse) `requirements` for Lambda in `.build/deps/<name>-<hash>/`, with
+    byte code naming `shown_as` (where Lambda finds them). `name` is one per use: its
+    cache folders hold byte code for one `shown_as`."""
     key = hashlib.sha256(
         requirements.read_bytes()
         + "|".join(
             [architecture, PYTHON_VERSION, *PLATFORMS[architecture], bytecode_tag()]
         ).encode()
     ).hexdigest()[:16]
-    cached = BUILD_DIR / "deps" / f"{step}-{key}"
+    cached = BUILD_DIR / "deps" / f"{name}-{key}"
     if cached.is_dir():
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Install beside the cache and rename: a concurrent or interrupted bundling never
     # leaves a half-filled cache directory behind.
-    work = Path(tempfile.mkdtemp(prefix=f"{step}-", dir=cached.parent))
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=cached.parent))
     result = subprocess.run(
         pip_command(work, requirements, architecture), capture_output=True, text=True, check=False
     )
@@ -185,7 +194,7 @@ def install_dependencies(step: str, architecture: str = "arm64") -> Path | None:
             f"(Python {PYTHON_VERSION}, {architecture}, binary wheels only):\n{result.stderr}\n"
             "Fix: pin versions that publish manylinux wheels for that platform."
         )
-    compile_tree(work, "/var/task", strict=False)
+    compile_tree(work, shown_as, strict=False)
     try:
         work.rename(cached)
     except OSError:  # another process finished first; theirs is as good as ours
@@ -305,6 +314,7 @@ __all__ = [
     "bytecode_tag",
     "compile_tree",
     "install_dependencies",
+    "install_requirements",
     "pinned_packages",
     "pip_command",
     "runtime_python",

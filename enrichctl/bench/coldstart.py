@@ -13,7 +13,6 @@ each other.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
@@ -65,9 +64,7 @@ def runtime_sdk_dir() -> Path:
         LAMBDAS_DIR,
         RUNTIME_PROVIDED,
         _normalize,
-        bytecode_tag,
-        compile_tree,
-        pip_command,
+        install_requirements,
     )
 
     pins = [
@@ -75,25 +72,13 @@ def runtime_sdk_dir() -> Path:
         for line in (LAMBDAS_DIR / "query_ids" / "requirements.txt").read_text().splitlines()
         if _normalize(line.split("==")[0].strip()) in RUNTIME_PROVIDED and "==" in line
     ]
-    text = "\n".join(pins) + "\n"
-    key = hashlib.sha256(f"{text}|{host_architecture()}|{bytecode_tag()}".encode()).hexdigest()
-    target = BUILD_DIR / "bench-runtime" / key[:16]
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=target.parent))
-    requirements = work.with_suffix(".txt")
-    requirements.write_text(text)
-    try:
-        subprocess.run(
-            pip_command(work, requirements, host_architecture()), capture_output=True, check=True
-        )
-        compile_tree(work, "/var/runtime", strict=False)
-        work.rename(target)
-    finally:
-        requirements.unlink(missing_ok=True)
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+    # Kept beside the caches (they are keyed by its content) so pip errors can name it.
+    requirements = BUILD_DIR / "bench-runtime-requirements.txt"
+    requirements.parent.mkdir(parents=True, exist_ok=True)
+    requirements.write_text("\n".join(pins) + "\n")
+    return install_requirements(
+        requirements, "bench-runtime", host_architecture(), shown_as="/var/runtime"
+    )
 
 
 def _env(bundle: Path, sdk: Path) -> dict[str, str]:
