@@ -20,7 +20,7 @@ from build_url.urls import build_urls, url_prefix
 from enrich_shared import storage
 from enrich_shared.errors import ConfigurationError, IdTooLongError, InvalidInputError
 from query_ids.ids_file import upload_ids
-from tests.lambda_context import LambdaContext
+from tests.lambda_context import lambda_context
 from tests.log_counts import logged_counts, step_log_lines
 
 
@@ -248,7 +248,7 @@ def s3(monkeypatch):
 def handler(event):
     from build_url.handler import lambda_handler
 
-    return lambda_handler(event, LambdaContext())
+    return lambda_handler(event, lambda_context())
 
 
 def query_result(run_id: str, count: int) -> dict:

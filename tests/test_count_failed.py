@@ -9,7 +9,7 @@ from moto import mock_aws
 from count_failed.counting import count_failed_batches
 from enrich_shared import storage
 from enrich_shared.errors import InvalidInputError
-from tests.lambda_context import LambdaContext
+from tests.lambda_context import lambda_context
 
 BUCKET = "pipeline-bucket"
 
@@ -53,11 +53,11 @@ def test_handler_returns_only_the_count_and_the_prefix(s3):
     from count_failed.handler import lambda_handler
 
     put_failed(s3, "night-3", 3)
-    assert lambda_handler({"run_id": "night-3"}, LambdaContext()) == {
+    assert lambda_handler({"run_id": "night-3"}, lambda_context()) == {
         "count": 3,
         "prefix": "runs/night-3/failed/",
     }
-    assert lambda_handler({"run_id": "night-4"}, LambdaContext()) == {
+    assert lambda_handler({"run_id": "night-4"}, lambda_context()) == {
         "count": 0,
         "prefix": "runs/night-4/failed/",
     }
@@ -68,4 +68,4 @@ def test_handler_refuses_a_bad_event(s3, event):
     from count_failed.handler import lambda_handler
 
     with pytest.raises(InvalidInputError):
-        lambda_handler(event, LambdaContext())
+        lambda_handler(event, lambda_context())

@@ -22,7 +22,7 @@ from enrich_shared.models import Batch
 from enrichctl.local_api import RESET, SLOW, LocalEnrichApi, fake_record
 from invoke_enrich.client import ClientSettings, enrich_batch
 from invoke_enrich.handler import lambda_handler
-from tests.lambda_context import LambdaContext
+from tests.lambda_context import lambda_context
 from tests.log_counts import logged_counts, step_log_lines
 
 IDS = ["tt0000001", "tt0000002", "tt0000003"]
@@ -236,7 +236,7 @@ def test_api_key_never_appears_in_errors_or_logs(secrets, monkeypatch, logs, cap
     echo = f"upstream failed for key {API_KEY}"
     api = LocalEnrichApi(rules={"tt0000001": 503}, error_body=echo, retry_after="5")
     with api, pytest.raises(RetryableEnrichError) as raised:
-        lambda_handler(map_item(api), LambdaContext())
+        lambda_handler(map_item(api), lambda_context())
     assert api.requests[0].headers["x-api-key"] == API_KEY, "the key was sent"
     assert "upstream failed for key ***" in str(raised.value)
     assert API_KEY not in str(raised.value)
@@ -251,7 +251,7 @@ def test_api_key_never_appears_in_errors_or_logs(secrets, monkeypatch, logs, cap
 def test_handler_returns_the_enrich_result_and_counts_it(s3, logs):
     with LocalEnrichApi() as api:
         event = map_item(api)
-        result = lambda_handler(event, LambdaContext())
+        result = lambda_handler(event, lambda_context())
     assert {k: result[k] for k in ("batch_id", "http_status", "ids_count")} == {
         "batch_id": "000001",
         "http_status": 200,
@@ -267,7 +267,7 @@ def test_handler_counts_a_failure_and_raises_it_by_name(s3, logs):
     with LocalEnrichApi(rules={"tt0000001": 404}) as api:
         event = map_item(api)
         with pytest.raises(RejectedEnrichError):
-            lambda_handler(event, LambdaContext())
+            lambda_handler(event, lambda_context())
     assert logged_counts("\n".join(logs)) == {"enrich_failures": 1}
     [line] = [json.loads(line) for line in logs if "not enriched" in line]
     assert (line["error_type"], line["batch_id"], line["run_id"]) == (
@@ -287,7 +287,7 @@ def stored(s3, key: str = "runs/night-1/results/000001.json") -> dict:
 def test_handler_stores_the_answer_with_the_exact_shape(s3):
     before = datetime.now(UTC)
     with LocalEnrichApi() as api:
-        lambda_handler(map_item(api), LambdaContext())
+        lambda_handler(map_item(api), lambda_context())
     document = stored(s3)
     assert set(document) == {"run_id", "batch_id", "fetched_at", "ids", "status", "body"}
     assert (document["run_id"], document["batch_id"], document["ids"], document["status"]) == (
@@ -313,7 +313,7 @@ def test_handler_stores_the_answer_with_the_exact_shape(s3):
 )
 def test_a_non_json_answer_is_stored_as_text(s3, rules, ok_body, expected):
     with LocalEnrichApi(rules=rules, ok_body=ok_body) as api:
-        result = lambda_handler(map_item(api), LambdaContext())
+        result = lambda_handler(map_item(api), lambda_context())
     assert stored(s3)["body"] == expected
     assert stored(s3)["status"] == result["http_status"]
 
@@ -323,7 +323,7 @@ def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch
     with LocalEnrichApi() as api:
         event = map_item(api)
         with pytest.raises(RetryableEnrichError, match=r"could not be stored .*NoSuchBucket"):
-            lambda_handler(event, LambdaContext())
+            lambda_handler(event, lambda_context())
     assert api.request_count == 1, "the API answered; only the write failed"
     assert logged_counts("\n".join(logs)) == {"enrich_failures": 1}
     assert not any("batch enriched" in line for line in logs)
@@ -331,13 +331,13 @@ def test_a_failed_write_is_retryable_and_not_counted_as_enriched(s3, monkeypatch
 
 def test_a_failed_answer_stores_nothing(s3):
     with LocalEnrichApi(rules={"tt0000001": 503}) as api, pytest.raises(RetryableEnrichError):
-        lambda_handler(map_item(api), LambdaContext())
+        lambda_handler(map_item(api), lambda_context())
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
 
 
 def test_a_map_item_without_run_id_is_refused_before_any_request(s3):
     with LocalEnrichApi() as api, pytest.raises(InvalidInputError, match="run_id"):
-        lambda_handler(batch_for(api).to_dict(), LambdaContext())
+        lambda_handler(batch_for(api).to_dict(), lambda_context())
     assert api.request_count == 0
 
 
@@ -345,8 +345,8 @@ def test_idempotency_key_is_the_same_on_every_attempt(s3):
     with LocalEnrichApi(rules={"tt0000001": [503, 429]}) as api:
         for _ in range(2):
             with pytest.raises(RetryableEnrichError):
-                lambda_handler(map_item(api, run_id="night-7"), LambdaContext())
-        lambda_handler(map_item(api, run_id="night-7"), LambdaContext())
+                lambda_handler(map_item(api, run_id="night-7"), lambda_context())
+        lambda_handler(map_item(api, run_id="night-7"), lambda_context())
     assert [r.headers["idempotency-key"] for r in api.requests] == ["night-7/000001"] * 3
 
 
@@ -355,7 +355,7 @@ def test_an_api_key_echoed_in_a_2xx_answer_is_not_stored(secrets, s3, monkeypatc
     secrets.create_secret(Name=name, SecretString=API_KEY)
     monkeypatch.setenv("API_KEY_SECRET_NAME", name)
     with LocalEnrichApi(ok_body=f"ok, caller {API_KEY}") as api:
-        lambda_handler(map_item(api), LambdaContext())
+        lambda_handler(map_item(api), lambda_context())
     raw = s3.get_object(Bucket=BUCKET, Key="runs/night-1/results/000001.json")["Body"].read()
     assert API_KEY.encode() not in raw
     assert stored(s3)["body"] == "ok, caller ***"

@@ -17,7 +17,7 @@ from enrich_shared.errors import ConfigurationError, SnowflakeUnavailableError
 from enrich_shared.load_sql import create_tables
 from enrich_shared.observability import logger as powertools_logger
 from load_results.handler import lambda_handler
-from tests.lambda_context import LambdaContext
+from tests.lambda_context import lambda_context
 
 PASSWORD_CANARY = "canary-load-pw-" + uuid.uuid4().hex
 RUN = "manual-2026-12-01"
@@ -80,12 +80,12 @@ def test_handler_loads_the_run_and_logs_no_secret(
     original_stream = handler.setStream(lines)
     powertools_logger.setLevel("DEBUG")
     try:
-        result = lambda_handler({"run_id": RUN, "other": "state"}, LambdaContext())
-        again = lambda_handler({"run_id": RUN}, LambdaContext())
+        result = lambda_handler({"run_id": RUN, "other": "state"}, lambda_context())
+        again = lambda_handler({"run_id": RUN}, lambda_context())
         use_secret(monkeypatch, snowflake.secret(port=1, password=PASSWORD_CANARY))
         monkeypatch.setenv("SNOWFLAKE_LOGIN_TIMEOUT_S", "1")
         with pytest.raises(SnowflakeUnavailableError) as caught:
-            lambda_handler({"run_id": RUN}, LambdaContext())
+            lambda_handler({"run_id": RUN}, lambda_context())
     finally:
         powertools_logger.setLevel("INFO")
         handler.setStream(original_stream)
@@ -114,4 +114,4 @@ def test_missing_stage_setting_names_the_variable(snowflake, function_env, monke
     use_secret(monkeypatch, snowflake.secret())
     monkeypatch.delenv("LOAD_STAGE")
     with pytest.raises(ConfigurationError, match="LOAD_STAGE"):
-        lambda_handler({"run_id": RUN}, LambdaContext())
+        lambda_handler({"run_id": RUN}, lambda_context())

@@ -31,7 +31,7 @@ from enrich_shared.load_sql import create_state_table
 from enrich_shared.observability import logger as powertools_logger
 from enrichctl.embedded_snowflake import EmbeddedSnowflake
 from query_ids.handler import lambda_handler
-from tests.lambda_context import LambdaContext
+from tests.lambda_context import lambda_context
 
 BUCKET = "qids-test-bucket"
 #: Rows of the seeded table: (ORG_ID, CREATIVEWORKID, IMDB_VALUE).
@@ -137,7 +137,7 @@ def rsa_pem(passphrase: str | None) -> str:
 def test_dirty_rows_are_cleaned_and_stored(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret(password=PASSWORD_CANARY))
     ev = event()
-    result = lambda_handler(ev, LambdaContext())
+    result = lambda_handler(ev, lambda_context())
 
     run_id = ev["input"]["run_id"]
     assert result == {
@@ -158,13 +158,13 @@ def test_key_pair_auth_with_passphrase(snow, aws, monkeypatch):
     secret = snow.secret(private_key=rsa_pem("s3cret"), private_key_passphrase="s3cret")
     del secret["password"]
     put_secret(monkeypatch, secret)
-    result = lambda_handler(event(), LambdaContext())
+    result = lambda_handler(event(), lambda_context())
     assert stored_ids(result["ids_key"]) == EXPECTED_IDS
 
 
 def test_limit_is_honoured(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret())
-    result = lambda_handler(event(limit=5), LambdaContext())
+    result = lambda_handler(event(limit=5), lambda_context())
     # The first 5 rows hold one valid ID, its padded sibling and three invalid values.
     assert stored_ids(result["ids_key"]) == ["tt0111161", "tt0068646"]
     assert result["invalid_count"] == 3
@@ -174,19 +174,19 @@ def test_hostile_limit_is_rejected_before_any_query(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret())
     for hostile in ["5; DROP TABLE ORGS_IMDB_FILTERED", "5", 0, -1, 1.5, True]:
         with pytest.raises(InvalidInputError, match="limit"):
-            lambda_handler(event(limit=hostile), LambdaContext())
+            lambda_handler(event(limit=hostile), lambda_context())
     assert snow.execute("SELECT COUNT(*) FROM EIDR.PUBLIC.ORGS_IMDB_FILTERED") == [(len(ROWS),)]
 
 
 def test_second_execution_of_a_run_id_stops_same_execution_proceeds(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret())
-    first = lambda_handler(event("nightly-1", execution="exec-a"), LambdaContext())
+    first = lambda_handler(event("nightly-1", execution="exec-a"), lambda_context())
     assert first["status"] == "claimed"
     # The same execution again (Lambda retry / redrive) does the work again.
-    again = lambda_handler(event("nightly-1", execution="exec-a"), LambdaContext())
+    again = lambda_handler(event("nightly-1", execution="exec-a"), lambda_context())
     assert again["status"] == "claimed" and again["ids_count"] == 3
     # Another execution with the same run ID does nothing.
-    other = lambda_handler(event("nightly-1", execution="exec-b"), LambdaContext())
+    other = lambda_handler(event("nightly-1", execution="exec-b"), lambda_context())
     assert other == {
         "run_id": "nightly-1",
         "dry_run": False,
@@ -210,24 +210,24 @@ def test_incremental_pull_skips_fresh_ids_unless_full(snow, aws, monkeypatch):
     monkeypatch.setenv("SNOWFLAKE_REFRESH_AFTER_DAYS", "7")
     monkeypatch.setenv("LOAD_STATE_TABLE", state)
 
-    result = lambda_handler(event(), LambdaContext())
+    result = lambda_handler(event(), lambda_context())
     assert stored_ids(result["ids_key"]) == ["tt0068646", "tt10872600"]
     assert result["skipped_fresh_ids"] == 1
     assert result["invalid_count"] == 6  # invalid values are never "fresh": still counted
 
-    full = lambda_handler(event(full=True), LambdaContext())
+    full = lambda_handler(event(full=True), lambda_context())
     assert stored_ids(full["ids_key"]) == EXPECTED_IDS
     assert full["skipped_fresh_ids"] == 0
 
     with pytest.raises(InvalidInputError, match="full"):
-        lambda_handler(event(full="yes"), LambdaContext())
+        lambda_handler(event(full="yes"), lambda_context())
 
 
 def test_server_down_is_unavailable(aws, monkeypatch, snow, closed_port):
     monkeypatch.setenv("SNOWFLAKE_LOGIN_TIMEOUT_S", "2")
     put_secret(monkeypatch, snow.secret(port=closed_port, password=PASSWORD_CANARY))
     with pytest.raises(SnowflakeUnavailableError) as caught:
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
     assert PASSWORD_CANARY not in str(caught.value)
 
 
@@ -235,14 +235,14 @@ def test_unknown_table_is_a_query_error(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret())
     monkeypatch.setenv("SNOWFLAKE_QUERY", "SELECT IMDB_VALUE FROM EIDR.PUBLIC.NO_SUCH_TABLE")
     with pytest.raises(QueryError, match="NO_SUCH_TABLE"):
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
 
 
 def test_missing_column_lists_the_columns(snow, aws, monkeypatch):
     put_secret(monkeypatch, snow.secret())
     monkeypatch.setenv("SNOWFLAKE_ID_COLUMN", "IMDB_ID")
     with pytest.raises(QueryError) as caught:
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
     message = str(caught.value)
     assert "'IMDB_ID'" in message
     assert "['ORG_ID', 'CREATIVEWORKID', 'IMDB_VALUE']" in message
@@ -256,7 +256,7 @@ def test_missing_secret_field_is_named(snow, aws, monkeypatch, field):
     del secret[field]
     put_secret(monkeypatch, secret)
     with pytest.raises(ConfigurationError, match=f"'{field}'"):
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
 
 
 def test_secret_without_key_or_password_and_malformed_key(snow, aws, monkeypatch):
@@ -264,16 +264,16 @@ def test_secret_without_key_or_password_and_malformed_key(snow, aws, monkeypatch
     del secret["password"]
     put_secret(monkeypatch, secret)
     with pytest.raises(ConfigurationError, match=r"'private_key'.*'password'"):
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
 
     put_secret(monkeypatch, {**secret, "private_key": "-----BEGIN PRIVATE KEY-----\nnope"})
     with pytest.raises(ConfigurationError, match="'private_key' is malformed"):
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
 
     pem = rsa_pem("right")
     put_secret(monkeypatch, {**secret, "private_key": pem, "private_key_passphrase": "wrong"})
     with pytest.raises(ConfigurationError, match="'private_key_passphrase'") as caught:
-        lambda_handler(event(), LambdaContext())
+        lambda_handler(event(), lambda_context())
     assert "right" not in str(caught.value) and pem[40:80] not in str(caught.value)
 
 
@@ -303,12 +303,12 @@ def test_secrets_never_reach_logs_results_or_errors(snow, aws, monkeypatch, capl
         outputs = []
         for name in secret_names[:2]:
             monkeypatch.setenv("SNOWFLAKE_SECRET_NAME", name)
-            outputs.append(json.dumps(lambda_handler(event(), LambdaContext())))
+            outputs.append(json.dumps(lambda_handler(event(), lambda_context())))
         # A failing login too: error messages are logged by the platform.
         monkeypatch.setenv("SNOWFLAKE_LOGIN_TIMEOUT_S", "1")
         monkeypatch.setenv("SNOWFLAKE_SECRET_NAME", secret_names[2])
         with pytest.raises(SnowflakeUnavailableError) as caught:
-            lambda_handler(event(), LambdaContext())
+            lambda_handler(event(), lambda_context())
         outputs.append(repr(caught.value) + repr(caught.value.__cause__))
     finally:
         powertools_logger.setLevel("INFO")
@@ -355,11 +355,11 @@ def test_100k_rows_stream_with_bounded_memory(snow, aws, monkeypatch):
     monkeypatch.setattr(cursor_class, "fetchall", fetchall)
 
     # Warm up first (imports, botocore's service models, clients): fixed costs, not rows.
-    lambda_handler(event(limit=10), LambdaContext())
+    lambda_handler(event(limit=10), lambda_context())
     calls.clear()
     tracemalloc.start()
     try:
-        result = lambda_handler(event(), LambdaContext())
+        result = lambda_handler(event(), lambda_context())
         _, handler_peak = tracemalloc.get_traced_memory()
         calls_by_handler = list(calls)
         # Reference: the same result held in memory, as `fetchall` (or `list(cursor)`) does.
