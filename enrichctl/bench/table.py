@@ -147,12 +147,3 @@ def table_cells(row: BenchRow) -> list[str]:
         usd(row.cost_month_usd) if row.cost_month_usd is not None else "-",
         usd(row.agent_month_usd) if row.agent_month_usd is not None else "-",
     ]
-
-
-def markdown_table(rows: list[BenchRow]) -> str:
-    """The bench table as GitHub markdown (for the README)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        cells = [c.replace("|", "\\|") for c in table_cells(row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

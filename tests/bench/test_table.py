@@ -1,4 +1,4 @@
-"""The bench table's arithmetic and the ID-stream parser BuildUrls now depends on."""
+"""The bench table's arithmetic and cells (tools/docs.py renders them into docs/performance.md)."""
 
 import json
 
@@ -9,8 +9,8 @@ from enrichctl.bench.table import (
     BenchRow,
     HandlerMemory,
     ideal_wall_s,
-    markdown_table,
     per_row_growth,
+    table_cells,
     wall_ratio,
 )
 
@@ -39,7 +39,7 @@ def test_headroom_against_configured_memory():
     assert HandlerMemory(1.0, 1.0, 100.0, 128.0).headroom is None
 
 
-def test_row_dict_and_markdown():
+def test_row_dict_and_cells():
     row = BenchRow(
         rows=10_000, ids=9_622, batches=138, latency_ms=50, max_concurrency=10, full_run=True,
         http_requests=138, state_transitions=148, wall_s=6.9,
@@ -49,15 +49,15 @@ def test_row_dict_and_markdown():
     assert data["ideal_s"] == pytest.approx(0.69)
     assert data["wall_over_ideal"] == pytest.approx(10.0)
     assert data["query_ids"]["headroom"] == pytest.approx(1 - 230 / 1024)
-    table = markdown_table([row])
-    assert "| 10,000 | 138 | 138 | 148 | 6.9 | 10.00 |" in table
-    assert "12 \\| 230/1024" in table
+    cells = table_cells(row)
+    assert cells[:6] == ["10,000", "138", "138", "148", "6.9", "10.00"]
+    assert cells[7] == "12 | 230/1024"  # tools/docs._table escapes the pipe
 
 
 def test_not_run_rows_say_so():
     row = BenchRow(1_000_000, 962_000, 13_743, 50, 10, full_run=False)
     assert row.ratio is None
-    assert "not run" in markdown_table([row])
+    assert table_cells(row)[4] == "not run"
 
 
 def test_cpu_account_adds_up_per_label():
