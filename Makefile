@@ -49,10 +49,10 @@ demo: setup
 	$(BIN)/enrichctl local --nights 2
 
 # Re-run the reliability matrices recording what they observe, then render
-# docs/reliability.md from those outcomes (tests/reliability/readme.py).
+# docs/reliability.md from those outcomes (tests/reliability/readme.py) with `make docs`.
 reliability-doc: setup
 	RELIABILITY_UPDATE=1 $(BIN)/pytest -n $(PYTEST_WORKERS) tests/reliability
-	$(BIN)/python -m tests.reliability.readme
+	$(BIN)/python -m tools.docs
 
 bench: setup
 	$(BIN)/python -m enrichctl bench

@@ -1,10 +1,8 @@
-"""Render the reliability page (docs/reliability.md) from the recorded outcomes (`outcomes/*.json`).
-
-    python -m tests.reliability.readme          # rewrite the block in docs/reliability.md
-    python -m tests.reliability.readme --check  # exit 1 if the page's block differs
+"""The reliability block of docs/reliability.md, rendered from the recorded outcomes
+(`outcomes/*.json`).
 
 `make reliability-doc` first re-runs the suite with RELIABILITY_UPDATE=1 (which records
-what each case observed), then runs this; `make docs` (tools/docs.py) renders the same block
+what each case observed), then `make docs` (tools/docs.py) writes this block into the page
 with every other generated block. `tests/test_docs.py` fails when the page and the outcomes
 disagree, so the tables cannot drift from what the tests see.
 """
@@ -12,15 +10,11 @@ disagree, so the tables cannot drift from what the tests see.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from tests.reliability.cases import BAD_INPUTS, FAULTS, Case
 from tests.reliability.support import OUTCOMES_DIR
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
-TITLE = "# Reliability"
 START = "<!-- reliability:start -->"
 END = "<!-- reliability:end -->"
 
@@ -100,37 +94,3 @@ def render() -> str:
             lines.append(f"| {cell(case.title)} | {cell(row['input'])} | {cell(row['outcome'])} |")
     lines += ["", END]
     return "\n".join(lines)
-
-
-def current_block(text: str) -> str | None:
-    """The page's block between the markers (markers included), or None."""
-    if START not in text or END not in text:
-        return None
-    start = text.index(START)
-    return text[start : text.index(END, start) + len(END)]
-
-
-def write(page: Path = PAGE) -> None:
-    """Replace the block in the page, or append it at the end when there is none yet."""
-    text = page.read_text() if page.exists() else TITLE + "\n"
-    block = current_block(text)
-    if block is None:
-        text = text.rstrip("\n") + "\n\n" + render() + "\n"
-    else:
-        text = text.replace(block, render())
-    page.write_text(text)
-
-
-def main(argv: list[str]) -> int:
-    if "--check" in argv:
-        ok = current_block(PAGE.read_text()) == render()
-        if not ok:
-            print(f"{PAGE.name}'s Reliability block is stale: run `make reliability-doc`")
-        return 0 if ok else 1
-    write()
-    print(f"wrote the Reliability block of {PAGE}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
