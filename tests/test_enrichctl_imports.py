@@ -8,6 +8,7 @@ pieces go into a module both sides import (e.g. `enrichctl.run_view`, `enrichctl
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "enrichctl"
@@ -38,36 +39,14 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     return graph
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Each strongly connected group of more than one module (Tarjan), sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for target in sorted(graph[node]):
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                group.append(member)
-                if member == node:
-                    break
-            if len(group) > 1:
-                found.append(sorted(group))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return sorted(found)
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """The modules of one import circle, sorted ([] when there is none): stdlib graphlib
+    names one circle at a time, enough to fix it and run again."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        return sorted(set(error.args[1]))
+    return []
 
 
 def test_the_cycle_finder_finds_a_circle_through_a_function_level_import(tmp_path):
@@ -79,10 +58,10 @@ def test_the_cycle_finder_finds_a_circle_through_a_function_level_import(tmp_pat
     (package / "ops" / "__init__.py").write_text("")
     (package / "ops" / "commands.py").write_text("def view():\n    from enrichctl.cli import X\n")
 
-    assert cycles(import_graph(package)) == [["enrichctl.cli", "enrichctl.ops.commands"]]
+    assert cycle(import_graph(package)) == ["enrichctl.cli", "enrichctl.ops.commands"]
 
 
 def test_enrichctl_has_no_import_circle():
     graph = import_graph()
     assert "enrichctl.ops.commands" in graph["enrichctl.cli"]  # the graph sees lazy imports
-    assert cycles(graph) == []
+    assert cycle(graph) == []
