@@ -26,10 +26,8 @@ def sources(pipeline_template) -> Sources:
 def test_every_generated_block_is_what_its_source_renders(block: Block, sources: Sources):
     if block.name == "reliability" and os.environ.get("RELIABILITY_UPDATE") == "1":
         pytest.skip("outcomes are being re-recorded; `make reliability-doc` renders next")
-    text = (REPO_ROOT / block.page).read_text()
-    have = docs.current(block, text)
+    _, _, have, want = docs.compare(sources, block)
     assert have is not None, f"{block.page} lacks {block.start} ... {block.end}: add the markers"
-    want = block.render(sources)
     if want is None:
         pytest.skip(f"{block.name}: its source is not there yet; the block is left as written")
     assert have == want, f"{block.page}: block {block.name!r} is stale: run `make docs`"

@@ -489,7 +489,7 @@ def current(block: Block, text: str) -> str | None:
     return text[start : end + len(block.end)]
 
 
-def _compare(sources: Sources, block: Block) -> tuple[Path, str, str | None, str | None]:
+def compare(sources: Sources, block: Block) -> tuple[Path, str, str | None, str | None]:
     """(the page, its text, the block as it stands, what its source renders): the block is
     None without markers (then nothing is rendered), the rendering None without a source."""
     path = sources.root / block.page
@@ -502,7 +502,7 @@ def stale(sources: Sources, blocks: tuple[Block, ...] = BLOCKS) -> list[str]:
     """One line per block that differs from its source (or whose markers are missing)."""
     problems = []
     for block in blocks:
-        _, _, have, want = _compare(sources, block)
+        _, _, have, want = compare(sources, block)
         if have is None:
             problems.append(f"{block.page}: no {block.start} ... {block.end} markers")
         elif want is not None and want != have:
@@ -515,7 +515,7 @@ def write(sources: Sources, blocks: tuple[Block, ...] = BLOCKS) -> list[str]:
     changed = []
     for block in blocks:
         # Read per block: an earlier block of the same page may just have rewritten it.
-        path, text, have, want = _compare(sources, block)
+        path, text, have, want = compare(sources, block)
         if have is None:
             raise SystemExit(f"{block.page} has no {block.start} ... {block.end} markers: add them")
         if want is not None and want != have:
