@@ -415,40 +415,34 @@ def render_memory(sources: Sources) -> str | None:
 
 
 def render_import_times(sources: Sources) -> str | None:
-    """Handler import times measured before and after a change (`import-times.json`)."""
+    """Handler import times before and after a change, and what each library costs
+    (`import-times.json`, measured by hand: its `method` says how)."""
     path = sources.root / IMPORT_RESULTS.relative_to(REPO_ROOT)
     if not path.exists():
         return None
     data = json.loads(path.read_text())
+    before, after = data["before"], data["after"]
     handlers = _table(
-        ["handler", "before, Lambda env", "after, Lambda env", "before, no Lambda env"],
+        ["handler", f"before ({before})", f"after ({after})", "after, without the X-Ray SDK"],
         [
             [
                 f"`{h['handler']}`",
-                f"{h['before_lambda_env_s']:.2f} s, {h['before_modules']} modules",
-                f"{h['after_lambda_env_s']:.2f} s, {h['after_modules']} modules",
-                f"{h['before_old_method_s']:.2f} s",
+                f"{h['before_s']:.2f} s, {h['before_modules']} modules",
+                f"{h['after_s']:.2f} s, {h['after_modules']} modules",
+                f"{h['after_without_xray_s']:.2f} s",
             ]
             for h in data["handlers"]
         ],
         right=1,
     )
-    libraries = "; ".join(
-        f"{lib['library']} {lib['import_cpu_s']} s" for lib in data.get("libraries", [])
-    )
-    text = (
+    libraries = "; ".join(f"{lib['library']} {lib['import_s']:.2f} s" for lib in data["libraries"])
+    return _wrap(
+        "import-times",
         f"From `docs/results/import-times.json` ({data['measured']}; {data['machine']}; "
-        f"{data['method']}):\n\n{handlers}"
+        f"{data['method']}):\n\n{handlers}\n\nEach library imported alone from QueryIds' "
+        f"bundle (it holds them all; they overlap: the X-Ray SDK and the connector load part "
+        f"of botocore): {libraries}.",
     )
-    if libraries:
-        text += f"\n\nWhat the import costs, by library (Lambda's environment, CPU): {libraries}."
-    code = data.get("byte_code")
-    if code:
-        text += (
-            f" Without byte code, {code['bundle']} take {code['without_byte_code_cpu_s']:.2f} s "
-            f"of CPU to import, {code['with_byte_code_cpu_s']:.2f} s with it."
-        )
-    return _wrap("import-times", text)
 
 
 # --------------------------------------------------------------------------- configuration
