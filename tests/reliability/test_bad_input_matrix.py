@@ -15,7 +15,8 @@ import pytest
 from build_url.batches import stream_ids
 from enrich_shared.storage import ids_key
 from enrichctl.local_run.template import REPO_ROOT
-from stacks.config import DEFAULTS, ConfigError, load_config, with_local_placeholders
+from stacks.config.context import DEFAULTS, load_config, with_local_placeholders
+from stacks.config.problems import ConfigError
 from tests.log_counts import logged_counts
 from tests.reliability.support import (
     api_requests_well_formed,
