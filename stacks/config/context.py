@@ -11,35 +11,21 @@ import json
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import ValidationError
 
 from stacks.config.limits import (
     CONTEXT_KEY,
     LOCAL_PLACEHOLDER_EXTERNAL_ID,
     LOCAL_PLACEHOLDER_IAM_USER_ARN,
 )
-from stacks.config.models import IncrementalConfig, PipelineConfig
+from stacks.config.models import EnrichmentConfig, IncrementalConfig, LoadConfig, PipelineConfig
 from stacks.config.problems import ConfigError, config_error
 
-
-def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
-    """Every key of `model` with its default, as cdk.json writes them (None when required)."""
-    out: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        default = info.get_default(call_default_factory=True)
-        if isinstance(default, BaseModel):
-            out[key] = default.model_dump(mode="json")
-        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            out[key] = defaults_of(info.annotation)
-        else:
-            out[key] = to_jsonable_python(default)
-    return out
-
-
-#: Every key the `pipeline` object accepts, with its default (from the models).
-DEFAULTS: dict[str, Any] = defaults_of(PipelineConfig)
+#: Every key the `pipeline` object accepts, with its default, as cdk.json writes them. The
+#: two sections without a default (their keys have one each) are built unvalidated to read them.
+DEFAULTS: dict[str, Any] = PipelineConfig.model_construct(
+    enrichment=EnrichmentConfig.model_construct(), load=LoadConfig.model_construct()
+).model_dump(mode="json")
 
 
 def load_config(context: dict[str, Any], today: date | None = None) -> PipelineConfig:
@@ -48,11 +34,7 @@ def load_config(context: dict[str, Any], today: date | None = None) -> PipelineC
     `today` anchors the daylight-saving check (tests pin it); it defaults to today's UTC date.
     Raises `ConfigError` naming every bad key, its value and the fix.
     """
-    return validate(raw_from_context(context), today=today)
-
-
-def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
-    """Validate a merged raw `pipeline` object (see `raw_from_context`)."""
+    raw = raw_from_context(context)
     try:
         config = PipelineConfig.model_validate(raw, by_alias=True, context={"today": today})
     except ValidationError as exc:

@@ -11,7 +11,7 @@ A check pydantic cannot express raises `Problem`, with words of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -26,6 +26,7 @@ class ConfigError(ValueError):
     """The `pipeline` configuration is invalid; the message says what and how to fix it."""
 
 
+@dataclass(eq=False)  # compared and hashed as the exception it is
 class Problem(ValueError):
     """One bad value, raised by a validator: `problem` and `fix` in the user's words.
 
@@ -35,17 +36,12 @@ class Problem(ValueError):
     whole message, used as it is.
     """
 
-    def __init__(
-        self,
-        problem: str = "",
-        fix: str = "",
-        *,
-        key: str | None = None,
-        value: Any = _SAME,
-        line: str | None = None,
-    ) -> None:
-        super().__init__(line or f"{problem}; fix: {fix}")
-        self.problem, self.fix, self.key, self.value, self.line = problem, fix, key, value, line
+    problem: str = ""
+    fix: str = ""
+    _: KW_ONLY
+    key: str | None = None
+    value: Any = _SAME
+    line: str | None = None
 
 
 @dataclass(frozen=True)
