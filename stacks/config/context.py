@@ -112,8 +112,8 @@ def with_local_placeholders(context: dict[str, Any]) -> dict[str, Any]:
         load = raw_from_context(context)["load"]
     except ConfigError:
         return context  # load_config reports it
-    if load.get("enabled") is not True:
-        return context
+    if not isinstance(load, dict) or load.get("enabled") is not True:
+        return context  # off, or not an object (load_config reports it)
     out = dict(context)
     for key, value in (
         ("snowflakeIamUserArn", LOCAL_PLACEHOLDER_IAM_USER_ARN),
