@@ -13,19 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
+from stacks.config import limits
 from stacks.config.budget import ChildBudget, RetryConfig
 from stacks.config.cron import check_cron, check_dst, check_timezone
-from stacks.config.limits import (
-    CONTEXT_KEY,
-    ENRICH_LAMBDA_MARGIN_S,
-    EXPRESS_CHILD_LIMIT_S,
-    HTTP_CONNECT_TIMEOUT_S,
-    LOG_LEVELS,
-    LOG_RETENTION_DAYS,
-    LONGEST_ID_PART,
-    SETUP_HINT,
-    TASK_TIMEOUT_MARGIN_S,
-)
 from stacks.config.problems import Fix, Flag, Problem, Section, one_of, text, whole
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -187,7 +177,7 @@ class EnrichmentConfig(Section):
 
     @model_validator(mode="after")
     def _fits(self) -> Self:
-        longest = len(self.base_url) + 1 + len(LONGEST_ID_PART)
+        longest = len(self.base_url) + 1 + len(limits.LONGEST_ID_PART)
         if longest > self.max_url_length:
             # Otherwise synth passes and every night fails in BuildUrls.
             raise Problem(
@@ -197,15 +187,15 @@ class EnrichmentConfig(Section):
                 key="maxUrlLength",
                 value=self.max_url_length,
             )
-        budget = self.child_budget()
-        if budget.worst_case_s >= EXPRESS_CHILD_LIMIT_S:
+        budget, limit = self.child_budget(), limits.EXPRESS_CHILD_LIMIT_S
+        if budget.worst_case_s >= limit:
             raise Problem(
                 f"lets one batch's child execution run up to {budget.worst_case_s:g} s "
                 f"({budget.explain()}; each InvokeEnrich attempt is timeoutSeconds="
                 f"{self.timeout_seconds} + {budget.invoke_timeout_s - self.timeout_seconds} s),"
-                f" not below the {EXPRESS_CHILD_LIMIT_S} s an Express child may live",
+                f" not below the {limit} s an Express child may live",
                 "lower enrichment.retry.maxAttempts or maxDelaySeconds, or "
-                f"enrichment.timeoutSeconds, until the total is below {EXPRESS_CHILD_LIMIT_S} s",
+                f"enrichment.timeoutSeconds, until the total is below {limit} s",
                 key="retry",
                 value=self.retry.model_dump(),
             )
@@ -214,17 +204,17 @@ class EnrichmentConfig(Section):
     @property
     def connect_timeout_s(self) -> int:
         """HTTP connect timeout of one request."""
-        return HTTP_CONNECT_TIMEOUT_S
+        return limits.HTTP_CONNECT_TIMEOUT_S
 
     @property
     def lambda_timeout_s(self) -> int:
         """InvokeEnrich's Lambda timeout: connect + read + margin, so HTTP times out first."""
-        return HTTP_CONNECT_TIMEOUT_S + self.timeout_seconds + ENRICH_LAMBDA_MARGIN_S
+        return limits.HTTP_CONNECT_TIMEOUT_S + self.timeout_seconds + limits.ENRICH_LAMBDA_MARGIN_S
 
     def child_budget(self) -> ChildBudget:
         """The worst-case time of one batch's Express child (see `ChildBudget`)."""
         return ChildBudget(
-            invoke_timeout_s=self.lambda_timeout_s + TASK_TIMEOUT_MARGIN_S,
+            invoke_timeout_s=self.lambda_timeout_s + limits.TASK_TIMEOUT_MARGIN_S,
             invoke_retry=self.retry,
         )
 
@@ -290,21 +280,18 @@ class LoadConfig(SnowflakeTimeouts, Section):
 
     @model_validator(mode="after")
     def _integration_values_set(self) -> Self:
-        missing = [
-            f"load.{key}"
-            for key, value in (
-                ("snowflakeIamUserArn", self.snowflake_iam_user_arn),
-                ("externalId", self.external_id),
-            )
-            if value is None
-        ]
+        values = {
+            "snowflakeIamUserArn": self.snowflake_iam_user_arn,
+            "externalId": self.external_id,
+        }
+        missing = [f"load.{key}" for key, value in values.items() if value is None]
         if self.enabled and missing:
             # One message for both: they come from the same DESC INTEGRATION.
+            pipeline = limits.CONTEXT_KEY
             raise Problem(
-                line=f"{CONTEXT_KEY}.{' and '.join(missing)} not set while "
-                f"{CONTEXT_KEY}.load.enabled=true (the stack creates the IAM role Snowflake's "
-                f"storage integration assumes, and needs Snowflake's side of it); fix: "
-                + SETUP_HINT
+                line=f"{pipeline}.{' and '.join(missing)} not set while {pipeline}.load.enabled="
+                "true (the stack creates the IAM role Snowflake's storage integration assumes, "
+                "and needs Snowflake's side of it); fix: " + limits.SETUP_HINT
             )
         return self
 
@@ -370,7 +357,7 @@ class RetentionConfig(Section):
 
     run_data_days: whole(1, 3650) = 30
     """Days before `runs/…` objects expire"""
-    log_days: one_of(LOG_RETENTION_DAYS, "is not a retention CloudWatch Logs accepts") = 30
+    log_days: one_of(limits.LOG_RETENTION_DAYS, "is not a retention CloudWatch Logs accepts") = 30
     """Days CloudWatch Logs keeps the logs (only some values are accepted)"""
 
 
@@ -384,7 +371,7 @@ class PipelineConfig(Section):
     workflow: WorkflowConfig = WorkflowConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     retention: RetentionConfig = RetentionConfig()
-    log_level: one_of(LOG_LEVELS, "is not a log level") = "INFO"
+    log_level: one_of(limits.LOG_LEVELS, "is not a log level") = "INFO"
     """Powertools log level of the Lambdas"""
 
 
