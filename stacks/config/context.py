@@ -85,12 +85,10 @@ def raw_from_context(context: dict[str, Any]) -> dict[str, Any]:
 
 def _parse_cli_value(value: Any) -> Any:
     # `cdk -c a.b=5` passes the string "5"; accept JSON scalars/lists, else keep the string.
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return value
 
 
 def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
