@@ -360,6 +360,29 @@ def test_a_section_given_a_value_on_the_command_line_says_it_must_be_an_object()
     assert "fix:" in message
 
 
+def test_a_section_that_is_not_an_object_is_named_also_with_local_placeholders() -> None:
+    # with_local_placeholders reads the load section before validation: it must leave a bad
+    # one to load_config, not fail on it.
+    context = {"pipeline": {"enrichment": {"baseUrl": "https://api.example.com/x"}, "load": 5}}
+    with pytest.raises(ConfigError, match=r"pipeline\.load=5 must be an object with keys \["):
+        load_config(with_local_placeholders(context), today=TODAY)
+
+
+def test_unknown_keys_are_listed_with_the_other_problems() -> None:
+    message = error_of(enrichment__maxConcurency=5, logLevel="LOUD")
+    assert message.startswith("Invalid pipeline configuration (2 problems):")
+    assert "pipeline.enrichment.maxConcurency=5 is not a known configuration key" in message
+    assert "pipeline.logLevel='LOUD' is not a log level" in message
+
+
+def test_a_key_below_a_value_says_what_the_value_must_be() -> None:
+    # -c pipeline.schedule.cron.x=1 makes cron an object: the message says cron is text.
+    message = error_of(schedule__cron__x=1)
+    assert "pipeline.schedule.cron={'x': 1} must be a non-empty string; fix: use a Scheduler" in (
+        message
+    )
+
+
 def test_an_out_of_range_retry_value_is_one_problem() -> None:
     # Not also a second, made-up "maxDelaySeconds=1 is below intervalSeconds" problem.
     message = error_of(enrichment__retry__maxDelaySeconds=0)

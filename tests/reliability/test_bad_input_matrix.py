@@ -287,7 +287,7 @@ def _first_sentence(cause: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- configuration
-#: key -> (wrong value, wrong type). Every key of stacks/config.DEFAULTS must be here.
+#: key -> (wrong value, wrong type). Every key of DEFAULTS (stacks/config/context.py) must be here.
 WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "schedule.cron": ("cron(0 2 * *)", 5),
     "schedule.timezone": ("Mars/Olympus_Mons", 1),
