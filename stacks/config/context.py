@@ -97,7 +97,7 @@ def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
         if isinstance(target.get(key), dict) and isinstance(value, dict):
             _merge(target[key], value)
         else:
-            target[key] = value
+            target[key] = copy.deepcopy(value)  # a later override must not change the caller's
 
 
 def with_local_placeholders(context: dict[str, Any]) -> dict[str, Any]:

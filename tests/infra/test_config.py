@@ -383,6 +383,15 @@ def test_a_key_below_a_value_says_what_the_value_must_be() -> None:
     )
 
 
+def test_reading_the_context_leaves_it_as_it_was() -> None:
+    # A dotted override lands below an object of the context's own: merged into a copy.
+    context = {"pipeline": {"shedule": {"cron": "x"}}, "pipeline.shedule.enabled": "true"}
+    before = copy.deepcopy(context)
+    with pytest.raises(ConfigError, match=r"pipeline\.shedule=\{'cron': 'x', 'enabled': True\}"):
+        load_config(context, today=TODAY)
+    assert context == before
+
+
 def test_an_out_of_range_retry_value_is_one_problem() -> None:
     # Not also a second, made-up "maxDelaySeconds=1 is below intervalSeconds" problem.
     message = error_of(enrichment__retry__maxDelaySeconds=0)
