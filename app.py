@@ -3,7 +3,7 @@
 
 import sys
 
-from stacks.config import ConfigError
+from stacks.config.problems import ConfigError
 from stacks.synth import build_app
 
 

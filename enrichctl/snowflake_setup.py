@@ -29,15 +29,14 @@ use_repo_code()  # the CDK app's config and the Lambdas' shared code live beside
 
 from enrich_shared.load_sql import create_tables, table_columns  # noqa: E402
 from enrich_shared.storage import RUNS_PREFIX  # noqa: E402
-from stacks.config import (  # noqa: E402
-    ConfigError,
+from stacks.config.context import load_config, with_local_placeholders  # noqa: E402
+from stacks.config.models import (  # noqa: E402
     LoadConfig,
     PipelineConfig,
-    load_config,
     source_stage_name,
     stage_role_arn,
-    with_local_placeholders,
 )
+from stacks.config.problems import ConfigError  # noqa: E402
 
 DEFAULT_INTEGRATION = "IMDB_ENRICHMENT_S3"
 #: Stack outputs read when the stack is deployed (stacks/pipeline_stack.py).

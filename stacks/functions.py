@@ -13,7 +13,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.bundling import step_code
-from stacks.config import PipelineConfig, log_retention
+from stacks.config.limits import log_retention
+from stacks.config.models import PipelineConfig
 
 SERVICE_NAME = "imdb-enrichment"
 #: Namespace of the one custom metric, FailedBatches (put by the state machine, not the
@@ -98,9 +99,9 @@ class PipelineFunctions(Construct):
             "SNOWFLAKE_STATEMENT_TIMEOUT_S": str(sf.statement_timeout_s),
             "FETCH_BATCH_SIZE": str(sf.fetch_batch_size),
         }
-        if sf.refresh_after_days is not None:
+        if sf.incremental.refresh_after_days is not None:
             # The incremental pull: only IDs the state table (kept by LoadResults) calls stale.
-            query_env["SNOWFLAKE_REFRESH_AFTER_DAYS"] = str(sf.refresh_after_days)
+            query_env["SNOWFLAKE_REFRESH_AFTER_DAYS"] = str(sf.incremental.refresh_after_days)
             query_env["LOAD_STATE_TABLE"] = load.state_table
         self.query_ids = self._function(
             "QueryIds",
@@ -190,7 +191,7 @@ class PipelineFunctions(Construct):
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
-            retention=log_retention(self._config.log_days),
+            retention=log_retention(self._config.retention.log_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         role = iam.Role(

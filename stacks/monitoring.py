@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import PipelineConfig
+from stacks.config.models import PipelineConfig
 from stacks.functions import METRICS_NAMESPACE, SERVICE_NAME
 from stacks.workflow import FAILED_BATCHES_METRIC
 
@@ -260,7 +260,7 @@ class PipelineMonitoring(Construct):
                 1,
                 gt,
                 quiet_ok,
-                f"An IMDB enrichment run hit its {config.workflow_timeout_minutes}-minute "
+                f"An IMDB enrichment run hit its {config.workflow.timeout_minutes}-minute "
                 "execution timeout and was stopped. What to do: check in the "
                 f"{where} which state was slow (usually EnrichBatches: a slow API or low "
                 "enrichment.maxConcurrency); raise workflow.timeoutMinutes or the concurrency "

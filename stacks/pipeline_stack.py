@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Aws, CfnOutput, Stack, Validations
 from constructs import Construct
 
-from stacks.config import PipelineConfig
+from stacks.config.models import PipelineConfig
 from stacks.functions import PipelineFunctions
 from stacks.monitoring import PipelineMonitoring
 from stacks.schedule import NightlySchedule

@@ -9,7 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import PipelineConfig
+from stacks.config.models import PipelineConfig
 
 SCHEDULED_TIME = scheduler.ContextAttribute.scheduled_time  # "<aws.scheduler.scheduled-time>"
 

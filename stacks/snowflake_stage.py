@@ -14,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import LoadConfig
+from stacks.config.models import LoadConfig
 from stacks.storage import RUNS_PREFIX
 
 #: What the stage may read in the pipeline bucket: stored answers and failure records.

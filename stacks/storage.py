@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import PipelineConfig
+from stacks.config.models import PipelineConfig
 
 RUNS_PREFIX = "runs/"
 #: Where the Distributed Map's ResultWriter puts its manifest. Run IDs start with a letter
@@ -31,7 +31,7 @@ class RunDataStorage(Construct):
                 s3.LifecycleRule(
                     id="ExpireRunData",
                     prefix=RUNS_PREFIX,
-                    expiration=Duration.days(config.run_data_days),
+                    expiration=Duration.days(config.retention.run_data_days),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],

@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_cdk import App, Validations
 
-from stacks.config import load_config, with_local_placeholders
+from stacks.config.context import load_config, with_local_placeholders
 from stacks.pipeline_stack import PipelineStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

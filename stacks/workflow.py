@@ -33,7 +33,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.config import TASK_TIMEOUT_MARGIN_S, PipelineConfig, RetryConfig, log_retention
+from stacks.config.budget import RetryConfig
+from stacks.config.limits import TASK_TIMEOUT_MARGIN_S, log_retention
+from stacks.config.models import PipelineConfig
 from stacks.functions import METRICS_NAMESPACE, SERVICE_NAME, PipelineFunctions
 from stacks.storage import MAP_RESULTS_PREFIX
 
@@ -303,7 +305,7 @@ class PipelineWorkflow(Construct):
             "Logs",
             # The /aws/vendedlogs/ prefix keeps CloudWatch's resource policy small.
             log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention=log_retention(config.log_days),
+            retention=log_retention(config.retention.log_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(
@@ -327,7 +329,7 @@ class PipelineWorkflow(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(route_run),
             role=self.role.without_policy_updates(),
-            timeout=Duration.minutes(config.workflow_timeout_minutes),
+            timeout=Duration.minutes(config.workflow.timeout_minutes),
             tracing_enabled=True,
             # ERROR, with execution data. A Distributed Map's children log through their
             # parent's LoggingConfiguration (ProcessorConfig has only Mode and

@@ -16,7 +16,7 @@ import pytest
 
 from enrichctl.embedded_snowflake import LOOPBACK_ONLY_ENV, EmbeddedSnowflake
 from enrichctl.local_run.template import REPO_ROOT, load_template
-from stacks.config import load_config, with_local_placeholders  # plain Python: no jsii
+from stacks.config.context import load_config, with_local_placeholders  # plain Python: no jsii
 from tests.ports import refused_port
 
 # Tests reach 127.0.0.1 only: keep the Snowflake connector from probing cloud metadata.

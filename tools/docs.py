@@ -17,7 +17,7 @@ rendering twice gives the same text:
 - `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes);
 - `import-times`: `docs/results/import-times.json`, handler import times measured by hand
   (before and after a change), with their method and machine;
-- `config-reference`: the configuration models (`stacks.config.reference.block()`).
+- `config-reference`: the configuration models (`stacks.config.reference`).
 A block whose source does not exist yet (its renderer returns None) is left as it is, so a
 source can be added later and flows in by re-running `make docs`.
 
@@ -131,7 +131,7 @@ def render_reliability(sources: Sources) -> str:
 
 def render_child_budget(sources: Sources) -> str:
     """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
-    from stacks.config import load_config, with_local_placeholders
+    from stacks.config.context import load_config, with_local_placeholders
 
     context = json.loads((sources.root / "cdk.json").read_text()).get("context", {})
     budget = load_config(with_local_placeholders(context)).enrichment.child_budget()
@@ -447,13 +447,10 @@ def render_import_times(sources: Sources) -> str | None:
 
 # --------------------------------------------------------------------------- configuration
 def render_config_reference(sources: Sources) -> str:
-    """The configuration keys from the pydantic models.
+    """The configuration keys from the pydantic models (`stacks.config.reference`)."""
+    from stacks.config.reference import render
 
-    Exactly `stacks.config.reference.block()`, the block `python -m stacks.config.reference
-    --update` writes, so `make docs` and that command (and their two checks) agree."""
-    from stacks.config.reference import block
-
-    return block()
+    return _wrap("config-reference", render())
 
 
 BLOCKS: tuple[Block, ...] = (

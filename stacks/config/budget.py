@@ -5,20 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from stacks.config.fields import Section, number, whole
 from stacks.config.limits import RECORD_FAILED_TIMEOUT_S
-from stacks.config.problems import Problem
+from stacks.config.problems import Problem, Section, number, whole
 
 
 class RetryConfig(Section):
     """Exponential backoff with full jitter for one family of retryable errors."""
 
-    interval_seconds: whole(1, 3600) = Field(description="Wait before the first retry (s)")
-    backoff_rate: number(1.0, 10.0) = Field(description="Each wait is the last one times this")
-    max_attempts: whole(0, 10) = Field(description="Retries after the first attempt")
-    max_delay_seconds: whole(1, 3600) = Field(description="Longest single wait (s)")
+    interval_seconds: whole(1, 3600)
+    """Wait before the first retry (s)"""
+    backoff_rate: number(1.0, 10.0)
+    """Each wait is the last one times this"""
+    max_attempts: whole(0, 10)
+    """Retries after the first attempt"""
+    max_delay_seconds: whole(1, 3600)
+    """Longest single wait (s)"""
 
     @model_validator(mode="after")
     def _delay_covers_interval(self) -> Self:

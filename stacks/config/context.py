@@ -11,35 +11,21 @@ import json
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic import ValidationError
 
 from stacks.config.limits import (
     CONTEXT_KEY,
     LOCAL_PLACEHOLDER_EXTERNAL_ID,
     LOCAL_PLACEHOLDER_IAM_USER_ARN,
 )
-from stacks.config.models import IncrementalConfig, PipelineConfig
-from stacks.config.problems import ConfigError, config_error, format_errors
+from stacks.config.models import EnrichmentConfig, IncrementalConfig, LoadConfig, PipelineConfig
+from stacks.config.problems import ConfigError, config_error
 
-
-def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
-    """Every key of `model` with its default, as cdk.json writes them (None when required)."""
-    out: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        default = info.get_default(call_default_factory=True)
-        if isinstance(default, BaseModel):
-            out[key] = default.model_dump(mode="json")
-        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            out[key] = defaults_of(info.annotation)
-        else:
-            out[key] = to_jsonable_python(default)
-    return out
-
-
-#: Every key the `pipeline` object accepts, with its default (from the models).
-DEFAULTS: dict[str, Any] = defaults_of(PipelineConfig)
+#: Every key the `pipeline` object accepts, with its default, as cdk.json writes them. The
+#: two sections without a default (their keys have one each) are built unvalidated to read them.
+DEFAULTS: dict[str, Any] = PipelineConfig.model_construct(
+    enrichment=EnrichmentConfig.model_construct(), load=LoadConfig.model_construct()
+).model_dump(mode="json")
 
 
 def load_config(context: dict[str, Any], today: date | None = None) -> PipelineConfig:
@@ -48,16 +34,12 @@ def load_config(context: dict[str, Any], today: date | None = None) -> PipelineC
     `today` anchors the daylight-saving check (tests pin it); it defaults to today's UTC date.
     Raises `ConfigError` naming every bad key, its value and the fix.
     """
-    return validate(raw_from_context(context), today=today)
-
-
-def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
-    """Validate a merged raw `pipeline` object (see `raw_from_context`)."""
+    raw = raw_from_context(context)
     try:
         config = PipelineConfig.model_validate(raw, by_alias=True, context={"today": today})
     except ValidationError as exc:
-        raise config_error(exc) from None
-    if not config.load.enabled and config.snowflake.refresh_after_days is not None:
+        raise config_error(exc, PipelineConfig) from None
+    if not config.load.enabled and config.snowflake.incremental.refresh_after_days is not None:
         # The state table it reads is kept by the load step: without loading there is
         # no state, so every night queries every ID (docs/configuration.md documents it). Not
         # an error, so `load.enabled=false` alone turns loading off (the first deploy does).
@@ -71,9 +53,9 @@ def validate(raw: dict[str, Any], today: date | None = None) -> PipelineConfig:
 def raw_from_context(context: dict[str, Any]) -> dict[str, Any]:
     """Build the raw `pipeline` object from CDK context (object + dotted `pipeline.x.y` keys).
 
-    Keys are applied over `DEFAULTS`; a JSON string (as `cdk -c` passes it) is parsed.
+    Keys are applied over `DEFAULTS`; a JSON string (as `cdk -c` passes it) is parsed. Unknown
+    keys are kept: validation names them with the keys known there.
     """
-    errors: list[str] = []
     merged = copy.deepcopy(DEFAULTS)
     base = context.get(CONTEXT_KEY)
     if isinstance(base, str):
@@ -90,71 +72,32 @@ def raw_from_context(context: dict[str, Any]) -> dict[str, Any]:
                 f"context {CONTEXT_KEY} must be a JSON object, got {type(base).__name__}; "
                 "fix: see the configuration table in docs/configuration.md"
             )
-        _merge(merged, base, CONTEXT_KEY, errors)
+        _merge(merged, base)
     prefix = CONTEXT_KEY + "."
     for key in sorted(k for k in context if k.startswith(prefix)):
-        _set_dotted(merged, key[len(prefix) :], _parse_cli_value(context[key]), errors)
-    if errors:
-        raise ConfigError(format_errors(errors))
+        *parents, last = key[len(prefix) :].split(".")
+        override = {last: _parse_cli_value(context[key])}
+        for part in reversed(parents):
+            override = {part: override}
+        _merge(merged, override)
     return merged
 
 
 def _parse_cli_value(value: Any) -> Any:
     # `cdk -c a.b=5` passes the string "5"; accept JSON scalars/lists, else keep the string.
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError:
+        return value
 
 
-def _merge(target: dict[str, Any], source: dict[str, Any], path: str, errors: list[str]) -> None:
+def _merge(target: dict[str, Any], source: dict[str, Any]) -> None:
+    """Deep-merge `source` into `target`: objects key by key, any other value replaces."""
     for key, value in source.items():
-        full = f"{path}.{key}"
-        if key not in target:
-            errors.append(_unknown_key(full, value, target))
-        elif isinstance(target[key], dict):
-            if not isinstance(value, dict):
-                errors.append(_not_an_object(full, value, target[key]))
-            else:
-                _merge(target[key], value, full, errors)
+        if isinstance(target.get(key), dict) and isinstance(value, dict):
+            _merge(target[key], value)
         else:
-            target[key] = value
-
-
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any, errors: list[str]) -> None:
-    parts = dotted.split(".")
-    node: Any = target
-    for depth, part in enumerate(parts):
-        full = ".".join([CONTEXT_KEY, *parts[: depth + 1]])
-        if not isinstance(node, dict) or part not in node:
-            errors.append(_unknown_key(full, value, node if isinstance(node, dict) else {}))
-            return
-        if depth == len(parts) - 1:
-            if isinstance(node[part], dict) and isinstance(value, dict):
-                _merge(node[part], value, full, errors)
-            elif isinstance(node[part], dict):
-                errors.append(_not_an_object(full, value, node[part]))
-            else:
-                node[part] = value
-        else:
-            node = node[part]
-
-
-def _not_an_object(full: str, value: Any, section: dict[str, Any]) -> str:
-    return (
-        f"{full}={value!r} must be an object with keys {sorted(section)}; "
-        "fix: see the configuration table in docs/configuration.md"
-    )
-
-
-def _unknown_key(full: str, value: Any, siblings: dict[str, Any]) -> str:
-    known = sorted(siblings)
-    return (
-        f"{full}={value!r} is not a known configuration key; "
-        f"fix: remove it or use one of {known} (check the spelling)"
-    )
+            target[key] = copy.deepcopy(value)  # a later override must not change the caller's
 
 
 def with_local_placeholders(context: dict[str, Any]) -> dict[str, Any]:
@@ -167,8 +110,8 @@ def with_local_placeholders(context: dict[str, Any]) -> dict[str, Any]:
         load = raw_from_context(context)["load"]
     except ConfigError:
         return context  # load_config reports it
-    if load.get("enabled") is not True:
-        return context
+    if not isinstance(load, dict) or load.get("enabled") is not True:
+        return context  # off, or not an object (load_config reports it)
     out = dict(context)
     for key, value in (
         ("snowflakeIamUserArn", LOCAL_PLACEHOLDER_IAM_USER_ARN),

@@ -14,10 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from stacks.config.problems import Problem
 
 _CRON = re.compile(r"^cron\((.*)\)$")
-_FIELD_RANGES = {
-    "minutes": (0, 59),
-    "hours": (0, 23),
-}
 _CRON_FIELD = {
     "day-of-month": re.compile(r"^(\?|\*|L|LW|\d{1,2}W|[\d,\-*/]+)$"),
     "month": re.compile(r"^(\*|[\d,\-*/]+|[A-Za-z,\-]+)$"),
@@ -63,17 +59,14 @@ def parse_cron_times(cron: str) -> list[tuple[int, int]]:
     fields = match.group(1).split()
     if len(fields) != 6:
         raise ValueError(f"it has {len(fields)} fields inside cron(...), Scheduler needs 6")
-    minutes, hours, dom, month, dow, year = fields
-    for name, value in zip(
-        ("day-of-month", "month", "day-of-week", "year"), (dom, month, dow, year), strict=True
-    ):
-        if not _CRON_FIELD[name].match(value):
+    minutes, hours, dom, _, dow, _ = fields
+    for (name, pattern), value in zip(_CRON_FIELD.items(), fields[2:], strict=True):
+        if not pattern.match(value):
             raise ValueError(f"its {name} field {value!r} is malformed")
     if (dom == "?") == (dow == "?"):
         raise ValueError("exactly one of day-of-month and day-of-week must be ?")
     try:
-        mins = _expand(minutes, *_FIELD_RANGES["minutes"])
-        hrs = _expand(hours, *_FIELD_RANGES["hours"])
+        mins, hrs = _expand(minutes, 0, 59), _expand(hours, 0, 23)
     except ValueError as exc:
         raise ValueError(f"its minutes/hours fields are malformed ({exc})") from None
     return sorted((h, m) for h in hrs for m in mins)

@@ -1,71 +1,78 @@
 """The `pipeline` object of cdk.json as pydantic models: keys, defaults, meanings, checks.
 
-Field descriptions are the configuration reference (`python -m stacks.config.reference`)
-and the editor help of the JSON Schema (`python -m stacks.config.schema`).
+Each key is a field: its type checks the value and gives the fix its message shows (`whole`,
+`text`, ... in problems.py), its default is the code's, and the docstring under it is its
+meaning in the configuration reference (docs/configuration.md) and the JSON Schemas.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import re
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
+from stacks.config import limits
 from stacks.config.budget import ChildBudget, RetryConfig
-from stacks.config.cron import check_dst
-from stacks.config.fields import (
-    BaseUrl,
-    ColumnName,
-    Cron,
-    Emails,
-    ExternalId,
-    Flag,
-    HeaderName,
-    IamUserArn,
-    JsonField,
-    JsonPath,
-    OptionalSecretName,
-    Query,
-    RoleName,
-    S3Location,
-    SecretName,
-    Section,
-    SlackChannelId,
-    SlackWorkspaceId,
-    SnowflakeName,
-    TimeZone,
-    one_of,
-    optional_whole,
-    whole,
+from stacks.config.cron import check_cron, check_dst, check_timezone
+from stacks.config.problems import Fix, Flag, Problem, Section, one_of, text, whole
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+#: A Secrets Manager secret name.
+_SM_NAME = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
+#: A Snowflake object name, unquoted, optionally qualified: db.schema.name.
+SnowflakeName = text(
+    "use a Snowflake name: letters, digits, _ and $, optionally db.schema.name",
+    r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$",
 )
-from stacks.config.limits import (
-    CONTEXT_KEY,
-    ENRICH_LAMBDA_MARGIN_S,
-    EXPRESS_CHILD_LIMIT_S,
-    HTTP_CONNECT_TIMEOUT_S,
-    LOG_LEVELS,
-    LOG_RETENTION_DAYS,
-    LONGEST_ID_PART,
-    SETUP_HINT,
-    TASK_TIMEOUT_MARGIN_S,
-)
-from stacks.config.problems import Problem
+
+
+def _base_url(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Problem(
+            "is required",
+            "set the https URL of the enrichment API, e.g. https://abc.execute-api."
+            "us-east-1.amazonaws.com/prod/lamba-tmdb",
+        )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed [IPv6 address]
+        host = None
+    if not host or parts.scheme != "https":
+        raise Problem(
+            "is not an https URL", "use https://<host>/<path>; the API is called over TLS only"
+        )
+    if parts.fragment:
+        raise Problem("has a #fragment", "remove the #... part")
+    return value
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value):
+        raise Problem("is not an e-mail address", "use name@domain.tld, or remove it")
+    return value
+
+
+Email = Annotated[str, Field(json_schema_extra={"format": "email"}), BeforeValidator(_email)]
 
 
 class ScheduleConfig(Section):
     """When the nightly run starts."""
 
-    cron: Cron = Field(
-        "cron(0 2 * * ? *)",
-        description="EventBridge Scheduler cron (6 fields, one of day-of-month/day-of-week `?`). "
-        "A time inside a daylight-saving gap of the time zone (2:30 in `America/New_York` does "
-        "not exist one night a year) is refused with a suggested safe time.",
-    )
-    timezone: TimeZone = Field("UTC", description="IANA time zone the cron is read in")
-    enabled: Flag = Field(
-        True,
-        description="`false` creates the schedule disabled and leaves out the missed-run alarm",
-    )
+    cron: Annotated[
+        text("use a Scheduler cron such as cron(0 2 * * ? *)"), AfterValidator(check_cron)
+    ] = "cron(0 2 * * ? *)"
+    """EventBridge Scheduler cron (6 fields, one of day-of-month/day-of-week `?`). A time
+    inside a daylight-saving gap of the time zone (2:30 in `America/New_York` does not exist one
+    night a year) is refused with a suggested safe time."""
+    timezone: Annotated[
+        text("use an IANA time zone such as Europe/Paris"), AfterValidator(check_timezone)
+    ] = "UTC"
+    """IANA time zone the cron is read in"""
+    enabled: Flag = True
+    """`false` creates the schedule disabled and leaves out the missed-run alarm"""
 
     @model_validator(mode="after")
     def _not_in_a_dst_gap(self, info: ValidationInfo) -> Self:
@@ -77,14 +84,11 @@ class ScheduleConfig(Section):
 class IncrementalConfig(Section):
     """Which IDs a night queries again."""
 
-    refresh_after_days: optional_whole(1, 3650) = Field(
-        30,
-        description="N: each night queries only IDs never enriched, not `OK` last time, "
-        "or enriched more than N days ago (the loop, see How it works), so a night re-sends "
-        "only what is stale; `null` queries every ID each night. Takes effect only with "
-        "`load.enabled` (the state it reads is kept by LoadResults): with loading off every "
-        "night queries every ID",
-    )
+    refresh_after_days: whole(1, 3650, nullable=True) = 30
+    """N: each night queries only IDs never enriched, not `OK` last time, or enriched more than
+    N days ago (the loop, see How it works), so a night re-sends only what is stale; `null`
+    queries every ID each night. Takes effect only with `load.enabled` (the state it reads is
+    kept by LoadResults): with loading off every night queries every ID"""
 
 
 class SnowflakeTimeouts:
@@ -114,66 +118,66 @@ class SnowflakeTimeouts:
 class SnowflakeConfig(SnowflakeTimeouts, Section):
     """Where the IDs come from, and how long the query step may take."""
 
-    secret_name: SecretName = Field(
-        "imdb-enrichment/snowflake",
-        description="Secrets Manager secret with the Snowflake credentials",
+    secret_name: text(
+        "use a Secrets Manager secret name (letters, digits and /_+=.@-)", _SM_NAME
+    ) = "imdb-enrichment/snowflake"  # noqa: S105 (the name of a secret, not one)
+    """Secrets Manager secret with the Snowflake credentials"""
+    query: text("set the SELECT that returns the IDs") = (
+        "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM EIDR.PUBLIC.ORGS_IMDB_FILTERED"
     )
-    query: Query = Field(
-        "SELECT ORG_ID, CREATIVEWORKID, IMDB_VALUE FROM EIDR.PUBLIC.ORGS_IMDB_FILTERED",
-        description="Query returning the IDs",
+    """Query returning the IDs"""
+    id_column: text(
+        "use the column name of the IDs, e.g. IMDB_VALUE", r"^[A-Za-z_][A-Za-z0-9_$]*$"
+    ) = "IMDB_VALUE"
+    """Column holding the IMDB IDs"""
+    fetch_batch_size: whole(100, 1_000_000) = 10000
+    """Rows per `fetchmany`"""
+    timeout_seconds: whole(60, 900) = 900
+    """QueryIds Lambda timeout. Login (≤30 s), network (≤120 s) and statement (⅔ of it)
+    timeouts are derived from it."""
+    retry: RetryConfig = RetryConfig(
+        interval_seconds=30, backoff_rate=2.0, max_attempts=3, max_delay_seconds=300
     )
-    id_column: ColumnName = Field("IMDB_VALUE", description="Column holding the IMDB IDs")
-    fetch_batch_size: whole(100, 1_000_000) = Field(10000, description="Rows per `fetchmany`")
-    timeout_seconds: whole(60, 900) = Field(
-        900,
-        description="QueryIds Lambda timeout. Login (≤30 s), network (≤120 s) and "
-        "statement (⅔ of it) timeouts are derived from it.",
-    )
-    retry: RetryConfig = Field(
-        RetryConfig(interval_seconds=30, backoff_rate=2.0, max_attempts=3, max_delay_seconds=300),
-        description="Backoff for `SnowflakeUnavailableError` (full jitter)",
-    )
-    incremental: IncrementalConfig = Field(IncrementalConfig())
-
-    @property
-    def refresh_after_days(self) -> int | None:
-        """None: every night queries every ID; N: only IDs not enriched OK in the last N days."""
-        return self.incremental.refresh_after_days
+    """Backoff for `SnowflakeUnavailableError` (full jitter)"""
+    incremental: IncrementalConfig = IncrementalConfig()
 
 
 class EnrichmentConfig(Section):
     """The enrichment API and how hard the pipeline may push it."""
 
-    base_url: BaseUrl = Field(
-        None,
-        description="https URL of the enrichment API (set yours before deploying)",
-    )
-    api_key_secret_name: OptionalSecretName = Field(
-        None, description="Secret holding the API key, if the API needs one"
-    )
-    api_key_header: HeaderName = Field("x-api-key", description="Header that carries the key")
-    max_ids_per_request: whole(1, 1000) = Field(70, description="IDs per request URL")
-    max_url_length: whole(256, 65536) = Field(8192, description="Longest request URL allowed")
+    base_url: Annotated[
+        str, Field(json_schema_extra={"pattern": "^https://"}), BeforeValidator(_base_url)
+    ] = None
+    """https URL of the enrichment API (set yours before deploying)"""
+    api_key_secret_name: text(
+        "use a Secrets Manager secret name, or null when the API needs no key",
+        _SM_NAME,
+        nullable=True,
+    ) = None
+    """Secret holding the API key, if the API needs one"""
+    api_key_header: text(
+        "use an HTTP header name such as x-api-key", r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+    ) = "x-api-key"
+    """Header that carries the key"""
+    max_ids_per_request: whole(1, 1000) = 70
+    """IDs per request URL"""
+    max_url_length: whole(256, 65536) = 8192
+    """Longest request URL allowed"""
     # The Distributed Map's limit is 10,000 parallel children.
-    max_concurrency: whole(1, 10000) = Field(
-        10,
-        description="Batches in flight at once (Distributed Map MaxConcurrency)",
+    max_concurrency: whole(1, 10000) = 10
+    """Batches in flight at once (Distributed Map MaxConcurrency)"""
+    timeout_seconds: whole(1, 180) = 30
+    """HTTP read timeout. Connect timeout is 5 s; the Lambda timeout is read + 5 + 15 s."""
+    retry: RetryConfig = RetryConfig(
+        interval_seconds=5, backoff_rate=2.0, max_attempts=3, max_delay_seconds=60
     )
-    timeout_seconds: whole(1, 180) = Field(
-        30,
-        description="HTTP read timeout. Connect timeout is 5 s; the Lambda timeout is "
-        "read + 5 + 15 s.",
-    )
-    retry: RetryConfig = Field(
-        RetryConfig(interval_seconds=5, backoff_rate=2.0, max_attempts=3, max_delay_seconds=60),
-        description="Backoff for everything InvokeEnrich retries: `RetryableEnrichError` "
-        "(429/5xx/timeouts), Lambda service errors and throttling. A batch's worst case (see "
-        "\"A child's whole time budget\") must stay under Express's 300 s.",
-    )
+    """Backoff for everything InvokeEnrich retries: `RetryableEnrichError` (429/5xx/timeouts),
+    Lambda service errors and throttling. A batch's worst case (see "A child's whole time
+    budget") must stay under Express's 300 s."""
 
     @model_validator(mode="after")
     def _fits(self) -> Self:
-        longest = len(self.base_url) + 1 + len(LONGEST_ID_PART)
+        longest = len(self.base_url) + 1 + len(limits.LONGEST_ID_PART)
         if longest > self.max_url_length:
             # Otherwise synth passes and every night fails in BuildUrls.
             raise Problem(
@@ -183,15 +187,15 @@ class EnrichmentConfig(Section):
                 key="maxUrlLength",
                 value=self.max_url_length,
             )
-        budget = self.child_budget()
-        if budget.worst_case_s >= EXPRESS_CHILD_LIMIT_S:
+        budget, limit = self.child_budget(), limits.EXPRESS_CHILD_LIMIT_S
+        if budget.worst_case_s >= limit:
             raise Problem(
                 f"lets one batch's child execution run up to {budget.worst_case_s:g} s "
                 f"({budget.explain()}; each InvokeEnrich attempt is timeoutSeconds="
                 f"{self.timeout_seconds} + {budget.invoke_timeout_s - self.timeout_seconds} s),"
-                f" not below the {EXPRESS_CHILD_LIMIT_S} s an Express child may live",
+                f" not below the {limit} s an Express child may live",
                 "lower enrichment.retry.maxAttempts or maxDelaySeconds, or "
-                f"enrichment.timeoutSeconds, until the total is below {EXPRESS_CHILD_LIMIT_S} s",
+                f"enrichment.timeoutSeconds, until the total is below {limit} s",
                 key="retry",
                 value=self.retry.model_dump(),
             )
@@ -200,17 +204,17 @@ class EnrichmentConfig(Section):
     @property
     def connect_timeout_s(self) -> int:
         """HTTP connect timeout of one request."""
-        return HTTP_CONNECT_TIMEOUT_S
+        return limits.HTTP_CONNECT_TIMEOUT_S
 
     @property
     def lambda_timeout_s(self) -> int:
         """InvokeEnrich's Lambda timeout: connect + read + margin, so HTTP times out first."""
-        return HTTP_CONNECT_TIMEOUT_S + self.timeout_seconds + ENRICH_LAMBDA_MARGIN_S
+        return limits.HTTP_CONNECT_TIMEOUT_S + self.timeout_seconds + limits.ENRICH_LAMBDA_MARGIN_S
 
     def child_budget(self) -> ChildBudget:
         """The worst-case time of one batch's Express child (see `ChildBudget`)."""
         return ChildBudget(
-            invoke_timeout_s=self.lambda_timeout_s + TASK_TIMEOUT_MARGIN_S,
+            invoke_timeout_s=self.lambda_timeout_s + limits.TASK_TIMEOUT_MARGIN_S,
             invoke_retry=self.retry,
         )
 
@@ -218,78 +222,76 @@ class EnrichmentConfig(Section):
 class LoadConfig(SnowflakeTimeouts, Section):
     """Loading the stored answers into Snowflake through an external stage."""
 
-    enabled: Flag = Field(
-        True,
-        description="Load the stored answers into Snowflake. On, the stack creates the IAM role "
-        "Snowflake's storage integration assumes, and needs the two values below (see Deploy); "
-        "`false` deploys without loading",
-    )
-    source: S3Location = Field(
-        None,
-        description="`s3://bucket/prefix/` where the API writes its own results, when it answers "
-        "only a status; a second stage (`<load.stage>_SOURCE`) reads there and the role may "
-        "read that prefix",
-    )
-    stage: SnowflakeName = Field(
-        "ENRICH_RUNS_STAGE",
-        description="Snowflake external stage over `s3://<bucket>/runs/` (names: letters, "
-        "digits, `_`, `$`, optionally `db.schema.name`)",
-    )
-    landing_table: SnowflakeName = Field(
-        "ENRICH_LANDING",
-        description="One-column VARIANT table COPY INTO loads the answers into",
-    )
-    results_table: SnowflakeName = Field(
-        "ENRICH_RESULTS", description="Results table keyed by IMDB ID"
-    )
-    state_table: SnowflakeName = Field(
-        "ENRICH_STATE",
-        description="Per-ID state: last status, run, attempt and success time, error, attempts",
-    )
-    records_path: JsonPath = Field(
-        "records",
-        description="Field of the API's answer holding the per-ID records (dots for nesting, "
-        "e.g. `data.items`)",
-    )
-    id_field: JsonField = Field("imdb_id", description="Field of a record holding its IMDB ID")
-    snowflake_iam_user_arn: IamUserArn = Field(
-        None,
-        description="`STORAGE_AWS_IAM_USER_ARN` from `DESC INTEGRATION` (`arn:aws:iam::<12 "
-        "digits>:user/...`): the only principal the role trusts. Required while `load.enabled`",
-    )
-    external_id: ExternalId = Field(
-        None,
-        description="`STORAGE_AWS_EXTERNAL_ID` from `DESC INTEGRATION`: the `sts:ExternalId` the "
-        "role requires. Required while `load.enabled`",
-    )
-    role_name: RoleName = Field(
-        "imdb-enrichment-snowflake-stage",
-        description="Fixed name of that role, so its ARN is known before the first deploy",
-    )
+    enabled: Flag = True
+    """Load the stored answers into Snowflake. On, the stack creates the IAM role Snowflake's
+    storage integration assumes, and needs the two values below (see Deploy); `false` deploys
+    without loading"""
+    source: text(
+        "use null (load the stored answers) or the location the API writes to, as "
+        "s3://bucket/prefix/ (ending in /)",
+        r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/([A-Za-z0-9!_.*'()/-]*/)?$",
+        nullable=True,
+    ) = None
+    """`s3://bucket/prefix/` where the API writes its own results, when it answers only a
+    status; a second stage (`<load.stage>_SOURCE`) reads there and the role may read that
+    prefix"""
+    stage: SnowflakeName = "ENRICH_RUNS_STAGE"
+    """Snowflake external stage over `s3://<bucket>/runs/` (names: letters, digits, `_`, `$`,
+    optionally `db.schema.name`)"""
+    landing_table: SnowflakeName = "ENRICH_LANDING"
+    """One-column VARIANT table COPY INTO loads the answers into"""
+    results_table: SnowflakeName = "ENRICH_RESULTS"
+    """Results table keyed by IMDB ID"""
+    state_table: SnowflakeName = "ENRICH_STATE"
+    """Per-ID state: last status, run, attempt and success time, error, attempts"""
+    records_path: text(
+        "use the field of the API's answer that holds the per-ID records, e.g. records or "
+        "data.items",
+        r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",  # field names joined by dots
+    ) = "records"
+    """Field of the API's answer holding the per-ID records (dots for nesting, e.g.
+    `data.items`)"""
+    id_field: text(
+        "use the record field holding the IMDB ID, e.g. imdb_id", r"^[A-Za-z_][A-Za-z0-9_]*$"
+    ) = "imdb_id"
+    """Field of a record holding its IMDB ID"""
+    snowflake_iam_user_arn: text(
+        "use STORAGE_AWS_IAM_USER_ARN from DESC INTEGRATION, arn:aws:iam::<12 digits>:user/...",
+        r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:user/[\w+=,.@/-]{1,512}$",
+        nullable=True,
+    ) = None
+    """`STORAGE_AWS_IAM_USER_ARN` from `DESC INTEGRATION` (`arn:aws:iam::<12 digits>:user/...`):
+    the only principal the role trusts. Required while `load.enabled`"""
+    external_id: text(
+        "use STORAGE_AWS_EXTERNAL_ID from DESC INTEGRATION (letters, digits and _+=,.@:/-)",
+        r"^[\w+=,.@:/-]{2,1224}$",  # what IAM accepts as an sts:ExternalId
+        nullable=True,
+    ) = None
+    """`STORAGE_AWS_EXTERNAL_ID` from `DESC INTEGRATION`: the `sts:ExternalId` the role
+    requires. Required while `load.enabled`"""
+    role_name: text(
+        "use an IAM role name (1-64 of letters, digits, _+=,.@-)", r"^[\w+=,.@-]{1,64}$"
+    ) = "imdb-enrichment-snowflake-stage"
+    """Fixed name of that role, so its ARN is known before the first deploy"""
     # Lambda's limit is 900 s; 60 s is the least a COPY + two MERGEs can count on.
-    timeout_seconds: whole(60, 900) = Field(
-        600,
-        description="LoadResults' Lambda timeout: COPY and two MERGEs of a large night. "
-        "Login (≤30 s), network (≤120 s) and statement (⅔ of it) timeouts are derived from it",
-    )
+    timeout_seconds: whole(60, 900) = 600
+    """LoadResults' Lambda timeout: COPY and two MERGEs of a large night. Login (≤30 s),
+    network (≤120 s) and statement (⅔ of it) timeouts are derived from it"""
 
     @model_validator(mode="after")
     def _integration_values_set(self) -> Self:
-        missing = [
-            f"load.{key}"
-            for key, value in (
-                ("snowflakeIamUserArn", self.snowflake_iam_user_arn),
-                ("externalId", self.external_id),
-            )
-            if value is None
-        ]
+        values = {
+            "snowflakeIamUserArn": self.snowflake_iam_user_arn,
+            "externalId": self.external_id,
+        }
+        missing = [f"load.{key}" for key, value in values.items() if value is None]
         if self.enabled and missing:
             # One message for both: they come from the same DESC INTEGRATION.
+            pipeline = limits.CONTEXT_KEY
             raise Problem(
-                line=f"{CONTEXT_KEY}.{' and '.join(missing)} not set while "
-                f"{CONTEXT_KEY}.load.enabled=true (the stack creates the IAM role Snowflake's "
-                f"storage integration assumes, and needs Snowflake's side of it); fix: "
-                + SETUP_HINT
+                line=f"{pipeline}.{' and '.join(missing)} not set while {pipeline}.load.enabled="
+                "true (the stack creates the IAM role Snowflake's storage integration assumes, "
+                "and needs Snowflake's side of it); fix: " + limits.SETUP_HINT
             )
         return self
 
@@ -312,26 +314,30 @@ class LoadConfig(SnowflakeTimeouts, Section):
 class WorkflowConfig(Section):
     """The whole run."""
 
-    timeout_minutes: whole(15, 1440) = Field(360, description="Time limit for one whole run")
+    timeout_minutes: whole(15, 1440) = 360
+    """Time limit for one whole run"""
 
 
 class AlarmsConfig(Section):
     """Who is told about problems, and when a missing run counts as one."""
 
-    emails: Emails = Field((), description="E-mail addresses subscribed to the alarm topic")
-    missed_run_hours: whole(2, 168) = Field(
-        26,
-        description="Alarm when no run has succeeded for this many hours; keep it above "
-        "the schedule's interval",
-    )
-    slack_workspace_id: SlackWorkspaceId = Field(
-        None,
-        description="With `slackChannelId`: alarms also go to Slack through AWS Chatbot",
-    )
-    slack_channel_id: SlackChannelId = Field(
-        None,
-        description="With `slackWorkspaceId`: the Slack channel alarms go to",
-    )
+    emails: Annotated[
+        tuple[Email, ...],
+        Field(strict=False),  # a JSON list becomes the tuple
+        Fix('use ["oncall@example.com"] or []'),
+    ] = ()
+    """E-mail addresses subscribed to the alarm topic"""
+    missed_run_hours: whole(2, 168) = 26
+    """Alarm when no run has succeeded for this many hours; keep it above the schedule's
+    interval"""
+    slack_workspace_id: text(
+        "use the workspace ID from the Chatbot console", r"^[0-9A-Z]{1,255}$", nullable=True
+    ) = None
+    """With `slackChannelId`: alarms also go to Slack through AWS Chatbot"""
+    slack_channel_id: text(
+        "use the channel ID (e.g. C0123ABCD)", r"^[A-Za-z0-9]+$", nullable=True
+    ) = None
+    """With `slackWorkspaceId`: the Slack channel alarms go to"""
 
     @model_validator(mode="after")
     def _slack_both_or_neither(self) -> Self:
@@ -349,41 +355,24 @@ class AlarmsConfig(Section):
 class RetentionConfig(Section):
     """How long run data and logs are kept."""
 
-    run_data_days: whole(1, 3650) = Field(30, description="Days before `runs/…` objects expire")
-    log_days: one_of(LOG_RETENTION_DAYS, "is not a retention CloudWatch Logs accepts") = Field(
-        30,
-        description="Days CloudWatch Logs keeps the logs (only some values are accepted)",
-    )
+    run_data_days: whole(1, 3650) = 30
+    """Days before `runs/…` objects expire"""
+    log_days: one_of(limits.LOG_RETENTION_DAYS, "is not a retention CloudWatch Logs accepts") = 30
+    """Days CloudWatch Logs keeps the logs (only some values are accepted)"""
 
 
 class PipelineConfig(Section):
     """The whole validated configuration: cdk.json's `pipeline` object."""
 
-    schedule: ScheduleConfig = Field(ScheduleConfig())
-    snowflake: SnowflakeConfig = Field(SnowflakeConfig())
+    schedule: ScheduleConfig = ScheduleConfig()
+    snowflake: SnowflakeConfig = SnowflakeConfig()
     enrichment: EnrichmentConfig
     load: LoadConfig
-    workflow: WorkflowConfig = Field(WorkflowConfig())
-    alarms: AlarmsConfig = Field(AlarmsConfig())
-    retention: RetentionConfig = Field(RetentionConfig())
-    log_level: one_of(LOG_LEVELS, "is not a log level") = Field(
-        "INFO", description="Powertools log level of the Lambdas"
-    )
-
-    @property
-    def workflow_timeout_minutes(self) -> int:
-        """`workflow.timeoutMinutes`."""
-        return self.workflow.timeout_minutes
-
-    @property
-    def run_data_days(self) -> int:
-        """`retention.runDataDays`."""
-        return self.retention.run_data_days
-
-    @property
-    def log_days(self) -> int:
-        """`retention.logDays`."""
-        return self.retention.log_days
+    workflow: WorkflowConfig = WorkflowConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
+    retention: RetentionConfig = RetentionConfig()
+    log_level: one_of(limits.LOG_LEVELS, "is not a log level") = "INFO"
+    """Powertools log level of the Lambdas"""
 
 
 def source_stage_name(stage: str) -> str:

@@ -2,14 +2,13 @@
 
 `python -m stacks.config.schema` writes schema/pipeline.schema.json (the `pipeline` object
 alone, for tools that validate it) and schema/cdk.schema.json (the whole cdk.json with that
-object at context.pipeline, for an editor's file-to-schema mapping); `--check` only says
-whether the committed files still match the models (tests/infra/test_config.py checks it).
+object at context.pipeline, for an editor's file-to-schema mapping); tests/infra/test_config.py
+fails when the committed files differ from the models.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,8 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 def pipeline_schema() -> dict[str, Any]:
     """The schema of the `pipeline` object, every key optional (the app fills in defaults).
 
-    Keys carry no title (pydantic's would read "Missedrunhours"): editors show descriptions.
+    Keys carry no title (pydantic's would read "Missedrunhours"): editors show descriptions,
+    on one line each (the models' docstrings wrap).
     """
     schema = PipelineConfig.model_json_schema(by_alias=True, mode="validation")
     _tidy(schema)
@@ -48,6 +48,8 @@ def cdk_json_schema() -> dict[str, Any]:
 def _tidy(node: Any) -> None:
     if isinstance(node, dict):
         node.pop("required", None)
+        if isinstance(node.get("description"), str):
+            node["description"] = " ".join(node["description"].split())
         for prop in node.get("properties", {}).values():
             prop.pop("title", None)
         for value in node.values():
@@ -68,20 +70,13 @@ def rendered() -> dict[Path, str]:
     }
 
 
-def main(argv: list[str]) -> int:
-    """Write the schema files, or with `--check` exit 1 when one differs from the models."""
-    files = rendered()
-    if argv == ["--check"]:
-        stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
-        for path in stale:
-            print(f"{path} is stale: run `python -m stacks.config.schema`")
-        return 1 if stale else 0
+def main() -> None:
+    """Write the schema files."""
     SCHEMA_DIR.mkdir(exist_ok=True)
-    for path, text in files.items():
+    for path, text in rendered().items():
         path.write_text(text)
         print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()

@@ -13,11 +13,8 @@ from typing import Any
 import pytest
 
 import stacks.pipeline_stack as pipeline_stack
-from stacks.config import (
-    LOCAL_PLACEHOLDER_EXTERNAL_ID,
-    LOCAL_PLACEHOLDER_IAM_USER_ARN,
-    with_local_placeholders,
-)
+from stacks.config.context import with_local_placeholders
+from stacks.config.limits import LOCAL_PLACEHOLDER_EXTERNAL_ID, LOCAL_PLACEHOLDER_IAM_USER_ARN
 from stacks.synth import REPO_ROOT, synth_app
 
 OFFLINE_ENV = {

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from stacks.config import EXPRESS_CHILD_LIMIT_S, ConfigError, load_config, with_local_placeholders
+from stacks.config.context import load_config, with_local_placeholders
+from stacks.config.limits import EXPRESS_CHILD_LIMIT_S
+from stacks.config.problems import ConfigError
 from stacks.synth import cdk_json_context, resolve_definition, state_machine_definition
 from tests.infra.conftest import all_states
 

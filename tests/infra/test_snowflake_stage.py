@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stacks.config import LOCAL_PLACEHOLDER_EXTERNAL_ID, LOCAL_PLACEHOLDER_IAM_USER_ARN
+from stacks.config.limits import LOCAL_PLACEHOLDER_EXTERNAL_ID, LOCAL_PLACEHOLDER_IAM_USER_ARN
 from stacks.synth import synth_template
 from tests.infra.conftest import one, resources
 from tests.infra.test_template import _bucket_key, grants, statements

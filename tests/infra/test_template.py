@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from enrich_shared.errors import NON_RETRYABLE_ERRORS, RETRYABLE_ERRORS
-from stacks.config import load_config, with_local_placeholders
+from stacks.config.context import load_config, with_local_placeholders
 from stacks.synth import cdk_json_context
 from tests.infra.conftest import all_states, one, resources
 
@@ -227,7 +227,7 @@ def test_state_machine_settings(template: dict[str, Any], definition: dict) -> N
     # ERROR: failures only, for the parent and the Express children alike (one config).
     assert logging["Level"] == "ERROR"
     assert logging["IncludeExecutionData"] is True
-    assert definition["TimeoutSeconds"] == CONFIG.workflow_timeout_minutes * 60
+    assert definition["TimeoutSeconds"] == CONFIG.workflow.timeout_minutes * 60
 
 
 # ------------------------------------------------------------------ schedule
@@ -338,7 +338,10 @@ def test_functions_runtime_arch_tracing_logs(template: dict, name: str, step: st
     assert fn["Architectures"] == ["arm64"]
     assert fn["TracingConfig"] == {"Mode": "Active"}
     log_group_id = fn["LoggingConfig"]["LogGroup"]["Ref"]
-    assert template["Resources"][log_group_id]["Properties"]["RetentionInDays"] == CONFIG.log_days
+    assert (
+        template["Resources"][log_group_id]["Properties"]["RetentionInDays"]
+        == CONFIG.retention.log_days
+    )
 
 
 def test_function_environments_match_the_contract(template: dict[str, Any]) -> None:
@@ -370,7 +373,9 @@ def test_function_environments_match_the_contract(template: dict[str, Any]) -> N
     assert int(env["SNOWFLAKE_STATEMENT_TIMEOUT_S"]) < qi["Timeout"]
     # The incremental pull is on by default with loading (cdk.json): a night re-sends only
     # what is stale, read from the state table LoadResults keeps.
-    assert env["SNOWFLAKE_REFRESH_AFTER_DAYS"] == str(CONFIG.snowflake.refresh_after_days)
+    assert env["SNOWFLAKE_REFRESH_AFTER_DAYS"] == str(
+        CONFIG.snowflake.incremental.refresh_after_days
+    )
     assert env["LOAD_STATE_TABLE"] == CONFIG.load.state_table
     lr = function_props(template, "LoadResults")
     env = lr["Environment"]["Variables"]
@@ -559,7 +564,7 @@ def test_bucket(template: dict[str, Any]) -> None:
         "RestrictPublicBuckets": True}  # fmt: skip
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     (rule,) = bucket["LifecycleConfiguration"]["Rules"]
-    assert rule["ExpirationInDays"] == CONFIG.run_data_days
+    assert rule["ExpirationInDays"] == CONFIG.retention.run_data_days
     policy = json.dumps(one(template, "AWS::S3::BucketPolicy"))
     assert '"aws:SecureTransport": "false"' in policy
 

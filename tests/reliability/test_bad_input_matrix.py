@@ -15,7 +15,8 @@ import pytest
 from build_url.batches import stream_ids
 from enrich_shared.storage import ids_key
 from enrichctl.local_run.template import REPO_ROOT
-from stacks.config import DEFAULTS, ConfigError, load_config, with_local_placeholders
+from stacks.config.context import DEFAULTS, load_config, with_local_placeholders
+from stacks.config.problems import ConfigError
 from tests.log_counts import logged_counts
 from tests.reliability.support import (
     api_requests_well_formed,
@@ -286,7 +287,7 @@ def _first_sentence(cause: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- configuration
-#: key -> (wrong value, wrong type). Every key of stacks/config.DEFAULTS must be here.
+#: key -> (wrong value, wrong type). Every key of DEFAULTS (stacks/config/context.py) must be here.
 WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "schedule.cron": ("cron(0 2 * *)", 5),
     "schedule.timezone": ("Mars/Olympus_Mons", 1),

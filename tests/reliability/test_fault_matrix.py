@@ -23,7 +23,7 @@ from enrichctl.local_run.faults import (
     snowflake_fetch_failures,
     wait_until,
 )
-from stacks.config import RECORD_FAILED_RETRY
+from stacks.config.budget import RECORD_FAILED_RETRY
 from tests.reliability.support import (
     alarms,
     api_requests_well_formed,
