@@ -546,9 +546,16 @@ def template_counts(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def usd(value: float) -> str:
-    """Dollars with enough digits for sub-cent nights."""
+    """Dollars as `enrichctl cost`, `enrichctl bench` and the docs print them: two decimals
+    from $1 ($8.47), else two significant digits, so a sub-dollar item keeps its size
+    readable ($0.024, $0.00028) instead of rounding to $0.02 or $0.00."""
     if value == 0:
         return "$0"
-    if value < 0.01:
-        return f"${value:.5f}"
-    return f"${value:,.2f}"
+    if value < 0:
+        return "-" + usd(-value)
+    if value >= 1:
+        return f"${value:,.2f}"
+    text = f"{value:.{max(2, 1 - math.floor(math.log10(value)))}f}"
+    whole, cents = text.split(".")
+    # Keep whole cents ($0.10, not $0.1); drop only the zeros past them.
+    return f"${whole}.{cents[:2] + cents[2:].rstrip('0')}"

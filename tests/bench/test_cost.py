@@ -23,6 +23,7 @@ from enrichctl.cost import (
     express_billed_ms,
     night_usage,
     template_counts,
+    usd,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -302,3 +303,40 @@ def test_cli_cost_prints_both_subtotals(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "subtotal without results loading" in out and "subtotal results loading" in out
     assert out.index("subtotal without results loading") < out.index("Loading: LoadResults")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "$0"),
+        (8.468, "$8.47"),
+        (1234.5, "$1,234.50"),
+        (0.9999, "$1.00"),
+        (0.1, "$0.10"),
+        (0.0238, "$0.024"),
+        (0.000284, "$0.00028"),
+        (0.0000251, "$0.000025"),
+        (-0.0238, "-$0.024"),
+    ],
+)
+def test_usd_keeps_two_significant_digits_below_a_dollar(value, text):
+    assert usd(value) == text
+
+
+def test_cli_cost_prints_the_figures_the_costs_page_shows(capsys, monkeypatch):
+    """docs/costs.md says its rows are what `enrichctl cost` prints: every dollar cell of the
+    rendered 1,000,000-ID breakdown is on the CLI's line of the same service."""
+    from tools.docs import Sources, render_cost_night
+
+    monkeypatch.setenv("COLUMNS", "250")  # no wrapped cells
+    assert cmd_cost(build_parser().parse_args(["cost", "--ids", "1000000"])) == 0
+    printed = {
+        cells[0]: cells[2:]
+        for line in capsys.readouterr().out.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 4
+    }
+    rows = [line.strip("| ").split(" | ") for line in render_cost_night(Sources()).splitlines()]
+    services = [row for row in rows if len(row) == 4 and row[0] in printed]
+    assert len(services) >= 9  # every line and fixed cost of the block, not just a few
+    for service, _, night, month in services:
+        assert printed[service] == [night, month], service
