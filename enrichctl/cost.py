@@ -43,6 +43,12 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from enrichctl.paths import use_repo_code
+
+use_repo_code()  # each function's memory is set in stacks/memory.py (no CDK import there)
+
+from stacks.memory import FUNCTION_MEMORY_MB  # noqa: E402
+
 #: 730 hours: the month AWS uses in its monthly estimates (t2.micro $0.0116 x 730 = $8.47).
 HOURS_PER_MONTH = 730.0
 NIGHTS_PER_MONTH = HOURS_PER_MONTH / 24.0
@@ -93,14 +99,6 @@ class Prices:
 
 PRICES = Prices()
 
-#: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
-FUNCTION_MEMORY_MB = {
-    "query_ids": 1024,
-    "build_url": 256,
-    "invoke_enrich": 128,
-    "count_failed": 128,
-    "load_results": 192,
-}
 #: Line groups (see the module docstring).
 NIGHT = "night"
 LOADING = "loading"

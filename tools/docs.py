@@ -378,8 +378,8 @@ def render_bench_coldstart(sources: Sources) -> str | None:
 
 def render_memory(sources: Sources) -> str | None:
     """Each function's measured memory need and the size the stack gives it
-    (`python -m enrichctl.bench.memory_sizes` writes the file; stacks/functions.py and
-    tests/infra/test_memory_sizes.py keep the stack equal to it)."""
+    (`python -m enrichctl.bench.memory_sizes` writes the file; tests/infra/test_memory_sizes.py
+    keeps stacks/memory.py, which the stack and the cost model read, equal to it)."""
     path = sources.root / MEMORY_RESULTS.relative_to(REPO_ROOT)
     if not path.exists():
         return _wrap("memory", f"No memory results are committed (`{MEMORY_SOURCE}`).")
