@@ -85,6 +85,8 @@ class Prices:
     alarm_per_month: float = 0.10  # standard resolution metric alarm
     custom_metric_per_month: float = 0.30  # first 10,000 metrics
     put_metric_data_per_request: float = 0.01 / 1_000
+    #: Logs Insights queries (the dashboard's counts table), per GB of logs scanned.
+    logs_insights_per_gb_scanned: float = 0.005
     # Secrets Manager (SOURCES["secretsmanager"])
     secret_per_month: float = 0.40
     secret_api_per_request: float = 0.05 / 10_000
@@ -113,6 +115,10 @@ LOAD_TRANSITIONS = 1
 #: replaced added 223 more) and Lambda's START, END and REPORT lines with the X-Ray trace ID
 #: (~500 bytes).
 ENRICH_LOG_BYTES = 1_100
+#: Execution-log bytes per Express child when the state machine logged at level ALL with
+#: execution data (its batch twice, the answer's summary, seven events): what the model
+#: used before the level became ERROR, kept to price what that change saved.
+CHILD_LOG_BYTES_AT_ALL = 9_000
 #: Lambda memory at which a function has the equivalent of one vCPU; CPU is proportional
 #: below it (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
 LAMBDA_MB_PER_VCPU = 1_769
@@ -469,7 +475,8 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
             "CloudWatch custom metric FailedBatches",
             u.custom_metric_hours * metric_hour,
             0.0,
-            f"{u.custom_metric_hours:g} metric-hour(s) at $0.30/730",
+            f"{u.custom_metric_hours:g} metric-hour(s) at "
+            f"${prices.custom_metric_per_month:.2f}/{HOURS_PER_MONTH:g}",
         ),
         CostLine(
             "Secrets Manager API + PutMetricData",

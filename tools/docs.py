@@ -212,7 +212,7 @@ def render_cost_night(sources: Sources) -> str:
 
 def render_cost_prices(sources: Sources) -> str:
     """The list prices the model uses, each from `enrichctl/cost.py`."""
-    from enrichctl.cost import HOURS_PER_MONTH, NIGHTS_PER_MONTH, PRICES
+    from enrichctl.cost import HOURS_PER_MONTH, NIGHTS_PER_MONTH, PRICES, WAREHOUSE_MINIMUM_S
 
     p = PRICES
     text = (
@@ -225,14 +225,17 @@ def render_cost_prices(sources: Sources) -> str:
         f"${p.lambda_per_request * 1e6:.2f} / million requests + ${p.lambda_per_gb_s:.10f} / "
         f"GB-s, S3 ${p.s3_put_per_request * 1000:g} / 1,000 PUT/LIST and "
         f"${p.s3_get_per_request * 1000:g} / 1,000 GET, CloudWatch Logs "
-        f"${p.logs_ingest_per_gb:.2f} / GB ingested, alarms ${p.alarm_per_month:.2f}, custom "
-        f"metrics ${p.custom_metric_per_month:.2f}, a secret ${p.secret_per_month:.2f} a month; "
-        f"the replaced EC2 t2.micro agent ${p.ec2_t2_micro_per_hour:g} an hour "
+        f"${p.logs_ingest_per_gb:.2f} / GB ingested, Logs Insights "
+        f"${p.logs_insights_per_gb_scanned:g} / GB scanned, alarms ${p.alarm_per_month:.2f}, "
+        f"custom metrics ${p.custom_metric_per_month:.2f}, a secret ${p.secret_per_month:.2f} "
+        f"a month; the replaced EC2 t2.micro agent ${p.ec2_t2_micro_per_hour:g} an hour "
         f"(${p.agent_per_month:.2f} a month). Assumed: the enrichment API answers a "
         f"{_default('ids_per_batch')}-ID batch in {_default('enrich_ms') / 1000:g} s; "
         f"LoadResults runs {_default('load_ms_fixed') / 1000:g} s + "
         f"{_default('load_us_per_id'):g} µs an ID at its "
-        f"{_default('memory_mb')['load_results']} MB (it mostly waits on Snowflake)."
+        f"{_default('memory_mb')['load_results']} MB (it mostly waits on Snowflake). Snowflake "
+        f"bills warehouse time per second with a {WAREHOUSE_MINIMUM_S:g} s minimum each time "
+        "the warehouse resumes."
     )
     return _wrap("cost-prices", text)
 
@@ -243,7 +246,8 @@ def _line_month(report: Any, prefix: str) -> float:
 
 def render_cost_notes(sources: Sources) -> str:
     """The figures the costs page's prose quotes, computed from the model."""
-    from enrichctl.cost import PRICES
+    from enrichctl.cost import CHILD_LOG_BYTES_AT_ALL, PRICES, Workload, estimate, night_usage
+    from stacks.monitoring import DASHBOARD_DAYS
 
     full = _cost_report(1_000_000)
     fresh = _cost_report(1_000_000, 0.95)
@@ -253,6 +257,9 @@ def render_cost_notes(sources: Sources) -> str:
     standard_child = 2 * PRICES.sfn_standard_per_transition
     express = sum(x.night for x in full.lines if x.service.startswith("Step Functions Express"))
     fixed = ", ".join(x.detail for x in full.fixed_month)
+    # The counts table scans the functions' logs of the dashboard's whole time range.
+    view = DASHBOARD_DAYS * night_usage(Workload(1_000_000)).log_gb
+    at_all = estimate(Workload(1_000_000, child_log_bytes=CHILD_LOG_BYTES_AT_ALL)).month
     lines = [
         f"- Fixed = {fixed} ({usd(full.month_fixed)} a month): what the stack costs with no IDs.",
         f"- Storing every answer costs one S3 PUT a batch ({usd(answers_put)} a night at "
@@ -264,6 +271,12 @@ def render_cost_notes(sources: Sources) -> str:
         f"write nothing to the execution log; the logs are the functions' own lines "
         f"(~{w('enrich_log_bytes') / 1000:.1f} KB per InvokeEnrich call): "
         f"{usd(_line_month(full, 'CloudWatch Logs'))} a month at 1,000,000 IDs.",
+        f"- Each view of the dashboard's counts table scans its {DASHBOARD_DAYS} days of the "
+        f"functions' logs: {usd(view * PRICES.logs_insights_per_gb_scanned)} a view of "
+        "1,000,000-ID nights.",
+        f"- At level ALL each child wrote ~{CHILD_LOG_BYTES_AT_ALL / 1000:.0f} KB to the "
+        f"execution log (its batch twice and seven events): {usd(at_all - full.month)} a month "
+        "more at 1,000,000 IDs.",
         f"- The one custom metric, FailedBatches, is put once a night and billed per hour in "
         f"which it gets data: {usd(_line_month(full, 'CloudWatch custom metric'))} a month.",
         f"- Why the map's children are Express: as a Standard execution each batch costs at "
