@@ -12,11 +12,13 @@ rendering twice gives the same text:
 - `graph`: the synthesized state machine (`enrichctl graph`);
 - `child-budget`: the configuration in `cdk.json` (`ChildBudget`, stacks/config/budget.py);
 - `reliability`: `tests/reliability/outcomes/*.json` (`make reliability-doc` records them);
-- `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic);
+- `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic), and the
+  dashboard's time range (`stacks/monitoring.DASHBOARD_DAYS`);
 - `bench-*`: `docs/results/bench.json`, a copy of one `enrichctl bench` run;
-- `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes);
+- `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes), the sizes the stack
+  deploys (`stacks/memory.py`) and QueryIds' price from the cost model;
 - `import-times`: `docs/results/import-times.json`, handler import times measured by hand
-  (before and after a change), with their method and machine;
+  (before and after a change), with their method and machine, and MaxConcurrency (`cdk.json`);
 - `config-reference`: the configuration models (`stacks.config.reference.block()`).
 A block whose source does not exist yet (its renderer returns None) is left as it is, so a
 source can be added later and flows in by re-running `make docs`.
@@ -119,12 +121,17 @@ def render_reliability(sources: Sources) -> str:
     return render()
 
 
-def render_child_budget(sources: Sources) -> str:
-    """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
+def _config(sources: Sources) -> Any:
+    """The pipeline configuration in cdk.json (placeholders for the deploy-time values)."""
     from stacks.config import load_config, with_local_placeholders
 
     context = json.loads((sources.root / "cdk.json").read_text()).get("context", {})
-    budget = load_config(with_local_placeholders(context)).enrichment.child_budget()
+    return load_config(with_local_placeholders(context))
+
+
+def render_child_budget(sources: Sources) -> str:
+    """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
+    budget = _config(sources).enrichment.child_budget()
     return _wrap(
         "child-budget",
         f"{budget.explain()}: {budget.worst_case_s:g} s in all (the limit: under 300 s).",
@@ -396,8 +403,11 @@ def render_memory(sources: Sources) -> str | None:
     path = sources.root / MEMORY_RESULTS.relative_to(REPO_ROOT)
     if not path.exists():
         return _wrap("memory", f"No memory results are committed (`{MEMORY_SOURCE}`).")
+    from enrichctl.cost import PRICES, Workload, night_usage
+    from stacks.memory import FUNCTION_MEMORY_MB
+
     data = json.loads(path.read_text())
-    header = ["function", "imports MB", "work MB", "needed MB", "at", "rule gives MB"]
+    header = ["function", "imports MB", "work MB", "needed MB", "at", "rule gives MB", "stack MB"]
     rows = [
         [
             f"`{step}`",
@@ -406,15 +416,27 @@ def render_memory(sources: Sources) -> str | None:
             f"{m['needed_mb']:.1f}",
             str(m.get("work", "")),
             str(m.get("memory_mb", "")),
+            str(FUNCTION_MEMORY_MB.get(step, "-")),
         ]
         for step, m in data["steps"].items()
     ]
     machine = data.get("machine", {})
+    nights = " and ".join(f"{ids:,}" for ids in data.get("ids", []))
     intro = (
-        f"From `{MEMORY_SOURCE}` (Python {machine.get('python', '?')}, moto's S3 in-process, so "
-        f"upper bounds). Rule: {data.get('rule', '')}.\n\n"
+        f"From `{MEMORY_SOURCE}` (nights of {nights} IDs, LoadResults at "
+        f"{data.get('load_ids', 0):,}; Python {machine.get('python', '?')}, moto's S3 "
+        f"in-process, so upper bounds). Rule: {data.get('rule', '')}. Stack MB: "
+        "`stacks/memory.py`, what the stack deploys and the cost model prices.\n\n"
     )
-    return _wrap("memory", intro + _table(header, rows, right=1))
+    # QueryIds is kept above its measured need: what that one invocation a night costs.
+    gb_s = night_usage(Workload(1_000_000)).lambda_gb_s["query_ids"]
+    query = PRICES.lambda_per_request + gb_s * PRICES.lambda_per_gb_s
+    outro = (
+        f"\n\nQueryIds runs once a night: at 1,000,000 IDs and its "
+        f"{FUNCTION_MEMORY_MB['query_ids']} MB the cost model prices that invocation at "
+        f"{usd(query)}."
+    )
+    return _wrap("memory", intro + _table(header, rows, right=1) + outro)
 
 
 def render_import_times(sources: Sources) -> str | None:
@@ -439,12 +461,18 @@ def render_import_times(sources: Sources) -> str | None:
         right=1,
     )
     libraries = "; ".join(f"{lib['library']} {lib['import_s']:.2f} s" for lib in data["libraries"])
+    # A night starts about MaxConcurrency InvokeEnrich sandboxes, each importing once.
+    enrich = next(h for h in data["handlers"] if h["handler"] == "invoke_enrich")
+    concurrency = _config(sources).enrichment.max_concurrency
+    xray = (enrich["after_s"] - enrich["after_without_xray_s"]) * concurrency
     return _wrap(
         "import-times",
         f"From `docs/results/import-times.json` ({data['measured']}; {data['machine']}; "
         f"{data['method']}):\n\n{handlers}\n\nEach library imported alone from QueryIds' "
         f"bundle (it holds them all; they overlap: the X-Ray SDK and the connector load part "
-        f"of botocore): {libraries}.",
+        f"of botocore): {libraries}.\n\nAt cdk.json's MaxConcurrency of {concurrency}, about "
+        f"as many InvokeEnrich cold starts a night, the X-Ray SDK adds {xray:.1f} s of Lambda "
+        "time a night.",
     )
 
 
