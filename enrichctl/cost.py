@@ -43,6 +43,12 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from enrichctl.paths import use_repo_code
+
+use_repo_code()  # each function's memory is set in stacks/memory.py (no CDK import there)
+
+from stacks.memory import FUNCTION_MEMORY_MB  # noqa: E402
+
 #: 730 hours: the month AWS uses in its monthly estimates (t2.micro $0.0116 x 730 = $8.47).
 HOURS_PER_MONTH = 730.0
 NIGHTS_PER_MONTH = HOURS_PER_MONTH / 24.0
@@ -79,6 +85,8 @@ class Prices:
     alarm_per_month: float = 0.10  # standard resolution metric alarm
     custom_metric_per_month: float = 0.30  # first 10,000 metrics
     put_metric_data_per_request: float = 0.01 / 1_000
+    #: Logs Insights queries (the dashboard's counts table), per GB of logs scanned.
+    logs_insights_per_gb_scanned: float = 0.005
     # Secrets Manager (SOURCES["secretsmanager"])
     secret_per_month: float = 0.40
     secret_api_per_request: float = 0.05 / 10_000
@@ -93,14 +101,6 @@ class Prices:
 
 PRICES = Prices()
 
-#: Configured memory of each function (stacks/functions.py; a unit test keeps them equal).
-FUNCTION_MEMORY_MB = {
-    "query_ids": 1024,
-    "build_url": 256,
-    "invoke_enrich": 128,
-    "count_failed": 128,
-    "load_results": 192,
-}
 #: Line groups (see the module docstring).
 NIGHT = "night"
 LOADING = "loading"
@@ -115,6 +115,10 @@ LOAD_TRANSITIONS = 1
 #: replaced added 223 more) and Lambda's START, END and REPORT lines with the X-Ray trace ID
 #: (~500 bytes).
 ENRICH_LOG_BYTES = 1_100
+#: Execution-log bytes per Express child when the state machine logged at level ALL with
+#: execution data (its batch twice, the answer's summary, seven events): what the model
+#: used before the level became ERROR, kept to price what that change saved.
+CHILD_LOG_BYTES_AT_ALL = 9_000
 #: Lambda memory at which a function has the equivalent of one vCPU; CPU is proportional
 #: below it (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html).
 LAMBDA_MB_PER_VCPU = 1_769
@@ -471,7 +475,8 @@ def estimate(w: Workload, prices: Prices = PRICES) -> CostReport:
             "CloudWatch custom metric FailedBatches",
             u.custom_metric_hours * metric_hour,
             0.0,
-            f"{u.custom_metric_hours:g} metric-hour(s) at $0.30/730",
+            f"{u.custom_metric_hours:g} metric-hour(s) at "
+            f"${prices.custom_metric_per_month:.2f}/{HOURS_PER_MONTH:g}",
         ),
         CostLine(
             "Secrets Manager API + PutMetricData",
@@ -546,9 +551,16 @@ def template_counts(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def usd(value: float) -> str:
-    """Dollars with enough digits for sub-cent nights."""
+    """Dollars as `enrichctl cost`, `enrichctl bench` and the docs print them: two decimals
+    from $1 ($8.47), else two significant digits, so a sub-dollar item keeps its size
+    readable ($0.024, $0.00028) instead of rounding to $0.02 or $0.00."""
     if value == 0:
         return "$0"
-    if value < 0.01:
-        return f"${value:.5f}"
-    return f"${value:,.2f}"
+    if value < 0:
+        return "-" + usd(-value)
+    if value >= 1:
+        return f"${value:,.2f}"
+    text = f"{value:.{max(2, 1 - math.floor(math.log10(value)))}f}"
+    whole, cents = text.split(".")
+    # Keep whole cents ($0.10, not $0.1); drop only the zeros past them.
+    return f"${whole}.{cents[:2] + cents[2:].rstrip('0')}"

@@ -15,6 +15,7 @@ from constructs import Construct
 from stacks.bundling import step_code
 from stacks.config.limits import log_retention
 from stacks.config.models import PipelineConfig
+from stacks.memory import FUNCTION_MEMORY_MB
 
 SERVICE_NAME = "imdb-enrichment"
 #: Namespace of the one custom metric, FailedBatches (put by the state machine, not the
@@ -26,26 +27,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 BUILD_URL_TIMEOUT_S = 300
 #: CountFailedBatches lists 1,000 keys per call: ~15 calls for a night of 1,000,000 IDs.
 COUNT_FAILED_TIMEOUT_S = 60
-# Memory of each function: the measured need (import + one invocation's work, the larger of
-# a 100,000- and a 1,000,000-ID night) + 50 %, rounded up to 64 MB, as
-# `python -m enrichctl.bench.memory_sizes` writes it to bench-results/memory.json
-# (tests/infra/test_memory_sizes.py keeps these equal to that file). Lambda bills
-# GB-seconds, so memory nobody uses is paid for every second.
-#: InvokeEnrich spends its time waiting on the API: measured 57 MB.
-INVOKE_ENRICH_MEMORY_MB = 128
-#: BuildUrls streams IDs in and batches out: measured 121-130 MB at 1,000,000 IDs over two
-#: runs (71 at 100,000: the upload buffers of a 28 MB batches.json).
-BUILD_URL_MEMORY_MB = 256
-#: CountFailedBatches lists keys a page at a time: measured 62 MB (14,286 records).
-COUNT_FAILED_MEMORY_MB = 128
-#: LoadResults waits on Snowflake's COPY and MERGEs: measured 99 MB (the connector).
-LOAD_RESULTS_MEMORY_MB = 192
-#: QueryIds is the exception: measured 460 MB at 1,000,000 IDs (-> 704 MB; the first-seen
-#: set of IDs grows with the night), kept at 1024 MB because Lambda
-#: gives CPU in proportion to memory and QueryIds' fetch-and-clean loop is CPU-bound
-#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html); one
-#: invocation a night, so its whole cost at 1,000,000 IDs is ~$0.0001 a night either way.
-QUERY_IDS_MEMORY_MB = 1024
 #: ListBucket on the failure records only (`s3:prefix` runs/<run_id>/failed/...).
 FAILED_PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["runs/*/failed/", "runs/*/failed/*"]}}
 
@@ -55,9 +36,13 @@ class StepSpec:
     """How one step is deployed."""
 
     step: str
-    memory_mb: int
     timeout_s: int
     environment: dict[str, str]
+
+    @property
+    def memory_mb(self) -> int:
+        """The step's size from stacks/memory.py (the cost model prices the same)."""
+        return FUNCTION_MEMORY_MB[self.step]
 
 
 class PipelineFunctions(Construct):
@@ -107,7 +92,6 @@ class PipelineFunctions(Construct):
             "QueryIds",
             StepSpec(
                 "query_ids",
-                memory_mb=QUERY_IDS_MEMORY_MB,
                 timeout_s=sf.timeout_seconds,
                 environment=query_env,
             ),
@@ -116,7 +100,6 @@ class PipelineFunctions(Construct):
             "BuildUrls",
             StepSpec(
                 "build_url",
-                memory_mb=BUILD_URL_MEMORY_MB,
                 timeout_s=BUILD_URL_TIMEOUT_S,
                 environment={
                     **common,
@@ -138,7 +121,6 @@ class PipelineFunctions(Construct):
             "InvokeEnrich",
             StepSpec(
                 "invoke_enrich",
-                memory_mb=INVOKE_ENRICH_MEMORY_MB,
                 timeout_s=en.lambda_timeout_s,
                 environment=enrich_env,
             ),
@@ -147,7 +129,6 @@ class PipelineFunctions(Construct):
             "CountFailedBatches",
             StepSpec(
                 "count_failed",
-                memory_mb=COUNT_FAILED_MEMORY_MB,
                 timeout_s=COUNT_FAILED_TIMEOUT_S,
                 environment=common,
             ),
@@ -174,7 +155,6 @@ class PipelineFunctions(Construct):
                 "LoadResults",
                 StepSpec(
                     "load_results",
-                    memory_mb=LOAD_RESULTS_MEMORY_MB,
                     timeout_s=load.timeout_seconds,
                     environment=load_env,
                 ),

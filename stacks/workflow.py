@@ -334,8 +334,9 @@ class PipelineWorkflow(Construct):
             # ERROR, with execution data. A Distributed Map's children log through their
             # parent's LoggingConfiguration (ProcessorConfig has only Mode and
             # ExecutionType), so one level serves both. At ALL every Express child wrote
-            # ~9 KB (its batch twice, the answer's summary, seven events): 2/3 of the
-            # monthly bill at 1,000,000 IDs. ERROR keeps the failure events (TaskFailed,
+            # its batch twice, the answer's summary and seven events
+            # (enrichctl/cost.CHILD_LOG_BYTES_AT_ALL; docs/costs.md prices what that cost).
+            # ERROR keeps the failure events (TaskFailed,
             # LambdaFunctionFailed/TimedOut, ExecutionFailed/TimedOut/Aborted,
             # FailStateEntered, MapRun/MapState failures) with their error and cause:
             # https://docs.aws.amazon.com/step-functions/latest/dg/cloudwatch-log-level.html

@@ -38,6 +38,7 @@ def _copy_docs(tmp_path: Path) -> Path:
     for page in {block.page for block in BLOCKS}:
         (tmp_path / page).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / page, tmp_path / page)
+    shutil.copyfile(REPO_ROOT / "cdk.json", tmp_path / "cdk.json")  # the configuration blocks
     if docs.BENCH_RESULTS.exists():
         (tmp_path / "docs" / "results").mkdir()
         shutil.copyfile(docs.BENCH_RESULTS, tmp_path / "docs" / "results" / "bench.json")

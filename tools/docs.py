@@ -12,11 +12,13 @@ rendering twice gives the same text:
 - `graph`: the synthesized state machine (`enrichctl graph`);
 - `child-budget`: the configuration in `cdk.json` (`ChildBudget`, stacks/config/budget.py);
 - `reliability`: `tests/reliability/outcomes/*.json` (`make reliability-doc` records them);
-- `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic);
+- `cost-*`: the cost model, `enrichctl/cost.py` (prices, assumptions, arithmetic), and the
+  dashboard's time range (`stacks/monitoring.DASHBOARD_DAYS`);
 - `bench-*`: `docs/results/bench.json`, a copy of one `enrichctl bench` run;
-- `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes);
+- `memory`: `bench-results/memory.json` (enrichctl.bench.memory_sizes), the sizes the stack
+  deploys (`stacks/memory.py`) and QueryIds' price from the cost model;
 - `import-times`: `docs/results/import-times.json`, handler import times measured by hand
-  (before and after a change), with their method and machine;
+  (before and after a change), with their method and machine, and MaxConcurrency (`cdk.json`);
 - `config-reference`: the configuration models (`stacks.config.reference`).
 A block whose source does not exist yet (its renderer returns None) is left as it is, so a
 source can be added later and flows in by re-running `make docs`.
@@ -30,13 +32,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from enrichctl.cost import usd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
@@ -93,17 +96,6 @@ def _wrap(name: str, body: str) -> str:
     )
 
 
-def _usd(value: float) -> str:
-    """Dollars: two decimals from $1, else two significant digits ($0.024, $0.00028)."""
-    if value == 0:
-        return "$0"
-    if value >= 1:
-        return f"${value:,.2f}"
-    text = f"{value:.{max(2, 1 - math.floor(math.log10(value)))}f}"
-    whole, cents = text.split(".")
-    return f"${whole}.{cents[:2] + cents[2:].rstrip('0')}"
-
-
 def _table(header: list[str], rows: list[list[str]], right: int = 0) -> str:
     """A GitHub markdown table; columns from index `right` on are right-aligned."""
     align = ["---" if i < right else "---:" for i in range(len(header))]
@@ -129,12 +121,17 @@ def render_reliability(sources: Sources) -> str:
     return render()
 
 
-def render_child_budget(sources: Sources) -> str:
-    """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
+def _config(sources: Sources) -> Any:
+    """The pipeline configuration in cdk.json (placeholders for the deploy-time values)."""
     from stacks.config.context import load_config, with_local_placeholders
 
     context = json.loads((sources.root / "cdk.json").read_text()).get("context", {})
-    budget = load_config(with_local_placeholders(context)).enrichment.child_budget()
+    return load_config(with_local_placeholders(context))
+
+
+def render_child_budget(sources: Sources) -> str:
+    """A batch's worst-case time under the configuration in cdk.json (`ChildBudget`)."""
+    budget = _config(sources).enrichment.child_budget()
     return _wrap(
         "child-budget",
         f"{budget.explain()}: {budget.worst_case_s:g} s in all (the limit: under 300 s).",
@@ -177,14 +174,14 @@ def render_cost_table(sources: Sources) -> str:
         report = _cost_report(ids, fresh)
         cells = [label, f"{report.batches:,}"]
         for _, prefix in COST_COLUMNS:
-            cells.append(_usd(sum(x.night for x in report.lines if x.service.startswith(prefix))))
+            cells.append(usd(sum(x.night for x in report.lines if x.service.startswith(prefix))))
         cells += [
-            _usd(report.night),
-            _usd(report.month_fixed),
-            _usd(report.month_without_loading),
-            _usd(report.month - report.month_without_loading),
-            f"**{_usd(report.month)}**",
-            _usd(report.agent_month),
+            usd(report.night),
+            usd(report.month_fixed),
+            usd(report.month_without_loading),
+            usd(report.month - report.month_without_loading),
+            f"**{usd(report.month)}**",
+            usd(report.agent_month),
         ]
         rows.append(cells)
     header = ["IDs a night", "batches", *(c for c, _ in COST_COLUMNS), "per night",
@@ -209,10 +206,10 @@ def render_cost_night(sources: Sources) -> str:
     from enrichctl.cost import NIGHTS_PER_MONTH
 
     report = _cost_report(1_000_000)
-    rows = [[x.service, x.detail, _usd(x.night), _usd(x.month)] for x in report.lines]
-    rows += [[f"{x.service} (fixed)", x.detail, "", _usd(x.month)] for x in report.fixed_month]
-    rows.append(["**total**", f"{NIGHTS_PER_MONTH:.1f} nights", _usd(report.night),
-                 f"**{_usd(report.month)}**"])  # fmt: skip
+    rows = [[x.service, x.detail, usd(x.night), usd(x.month)] for x in report.lines]
+    rows += [[f"{x.service} (fixed)", x.detail, "", usd(x.month)] for x in report.fixed_month]
+    rows.append(["**total**", f"{NIGHTS_PER_MONTH:.1f} nights", usd(report.night),
+                 f"**{usd(report.month)}**"])  # fmt: skip
     return _wrap(
         "cost-night",
         "`enrichctl cost --ids 1000000`:\n\n"
@@ -222,7 +219,7 @@ def render_cost_night(sources: Sources) -> str:
 
 def render_cost_prices(sources: Sources) -> str:
     """The list prices the model uses, each from `enrichctl/cost.py`."""
-    from enrichctl.cost import HOURS_PER_MONTH, NIGHTS_PER_MONTH, PRICES
+    from enrichctl.cost import HOURS_PER_MONTH, NIGHTS_PER_MONTH, PRICES, WAREHOUSE_MINIMUM_S
 
     p = PRICES
     text = (
@@ -235,14 +232,17 @@ def render_cost_prices(sources: Sources) -> str:
         f"${p.lambda_per_request * 1e6:.2f} / million requests + ${p.lambda_per_gb_s:.10f} / "
         f"GB-s, S3 ${p.s3_put_per_request * 1000:g} / 1,000 PUT/LIST and "
         f"${p.s3_get_per_request * 1000:g} / 1,000 GET, CloudWatch Logs "
-        f"${p.logs_ingest_per_gb:.2f} / GB ingested, alarms ${p.alarm_per_month:.2f}, custom "
-        f"metrics ${p.custom_metric_per_month:.2f}, a secret ${p.secret_per_month:.2f} a month; "
-        f"the replaced EC2 t2.micro agent ${p.ec2_t2_micro_per_hour:g} an hour "
+        f"${p.logs_ingest_per_gb:.2f} / GB ingested, Logs Insights "
+        f"${p.logs_insights_per_gb_scanned:g} / GB scanned, alarms ${p.alarm_per_month:.2f}, "
+        f"custom metrics ${p.custom_metric_per_month:.2f}, a secret ${p.secret_per_month:.2f} "
+        f"a month; the replaced EC2 t2.micro agent ${p.ec2_t2_micro_per_hour:g} an hour "
         f"(${p.agent_per_month:.2f} a month). Assumed: the enrichment API answers a "
         f"{_default('ids_per_batch')}-ID batch in {_default('enrich_ms') / 1000:g} s; "
         f"LoadResults runs {_default('load_ms_fixed') / 1000:g} s + "
         f"{_default('load_us_per_id'):g} µs an ID at its "
-        f"{_default('memory_mb')['load_results']} MB (it mostly waits on Snowflake)."
+        f"{_default('memory_mb')['load_results']} MB (it mostly waits on Snowflake). Snowflake "
+        f"bills warehouse time per second with a {WAREHOUSE_MINIMUM_S:g} s minimum each time "
+        "the warehouse resumes."
     )
     return _wrap("cost-prices", text)
 
@@ -253,7 +253,8 @@ def _line_month(report: Any, prefix: str) -> float:
 
 def render_cost_notes(sources: Sources) -> str:
     """The figures the costs page's prose quotes, computed from the model."""
-    from enrichctl.cost import PRICES
+    from enrichctl.cost import CHILD_LOG_BYTES_AT_ALL, PRICES, Workload, estimate, night_usage
+    from stacks.monitoring import DASHBOARD_DAYS
 
     full = _cost_report(1_000_000)
     fresh = _cost_report(1_000_000, 0.95)
@@ -263,23 +264,32 @@ def render_cost_notes(sources: Sources) -> str:
     standard_child = 2 * PRICES.sfn_standard_per_transition
     express = sum(x.night for x in full.lines if x.service.startswith("Step Functions Express"))
     fixed = ", ".join(x.detail for x in full.fixed_month)
+    # The counts table scans the functions' logs of the dashboard's whole time range.
+    view = DASHBOARD_DAYS * night_usage(Workload(1_000_000)).log_gb
+    at_all = estimate(Workload(1_000_000, child_log_bytes=CHILD_LOG_BYTES_AT_ALL)).month
     lines = [
-        f"- Fixed = {fixed} ({_usd(full.month_fixed)} a month): what the stack costs with no IDs.",
-        f"- Storing every answer costs one S3 PUT a batch ({_usd(answers_put)} a night at "
+        f"- Fixed = {fixed} ({usd(full.month_fixed)} a month): what the stack costs with no IDs.",
+        f"- Storing every answer costs one S3 PUT a batch ({usd(answers_put)} a night at "
         f"1,000,000 IDs, {batches:,} batches).",
-        f"- Re-sending every ID every night costs {_usd(full.month)} a month against the EC2 "
-        f"agent's {_usd(full.agent_month)}; pulling only the stale IDs (95 % fresh) costs "
-        f"{_usd(fresh.night)} a night, {_usd(fresh.month)} a month with the fixed part.",
+        f"- Re-sending every ID every night costs {usd(full.month)} a month against the EC2 "
+        f"agent's {usd(full.agent_month)}; pulling only the stale IDs (95 % fresh) costs "
+        f"{usd(fresh.night)} a night, {usd(fresh.month)} a month with the fixed part.",
         f"- CloudWatch Logs: the state machine logs level ERROR, so a clean night's children "
         f"write nothing to the execution log; the logs are the functions' own lines "
         f"(~{w('enrich_log_bytes') / 1000:.1f} KB per InvokeEnrich call): "
-        f"{_usd(_line_month(full, 'CloudWatch Logs'))} a month at 1,000,000 IDs.",
+        f"{usd(_line_month(full, 'CloudWatch Logs'))} a month at 1,000,000 IDs.",
+        f"- Each view of the dashboard's counts table scans its {DASHBOARD_DAYS} days of the "
+        f"functions' logs: {usd(view * PRICES.logs_insights_per_gb_scanned)} a view of "
+        "1,000,000-ID nights.",
+        f"- At level ALL each child wrote ~{CHILD_LOG_BYTES_AT_ALL / 1000:.0f} KB to the "
+        f"execution log (its batch twice and seven events): {usd(at_all - full.month)} a month "
+        "more at 1,000,000 IDs.",
         f"- The one custom metric, FailedBatches, is put once a night and billed per hour in "
-        f"which it gets data: {_usd(_line_month(full, 'CloudWatch custom metric'))} a month.",
+        f"which it gets data: {usd(_line_month(full, 'CloudWatch custom metric'))} a month.",
         f"- Why the map's children are Express: as a Standard execution each batch costs at "
-        f"least 2 state transitions ({_usd(standard_child)}, more with retries) against about "
-        f"{_usd(express / batches)} as an Express request plus duration: at 1,000,000 IDs "
-        f"({batches:,} batches) that is {_usd(standard_child * batches)} against {_usd(express)} "
+        f"least 2 state transitions ({usd(standard_child)}, more with retries) against about "
+        f"{usd(express / batches)} as an Express request plus duration: at 1,000,000 IDs "
+        f"({batches:,} batches) that is {usd(standard_child * batches)} against {usd(express)} "
         "a night.",
     ]
     return _wrap("cost-notes", "\n".join(lines))
@@ -388,13 +398,16 @@ def render_bench_coldstart(sources: Sources) -> str | None:
 
 def render_memory(sources: Sources) -> str | None:
     """Each function's measured memory need and the size the stack gives it
-    (`python -m enrichctl.bench.memory_sizes` writes the file; stacks/functions.py and
-    tests/infra/test_memory_sizes.py keep the stack equal to it)."""
+    (`python -m enrichctl.bench.memory_sizes` writes the file; tests/infra/test_memory_sizes.py
+    keeps stacks/memory.py, which the stack and the cost model read, equal to it)."""
     path = sources.root / MEMORY_RESULTS.relative_to(REPO_ROOT)
     if not path.exists():
         return _wrap("memory", f"No memory results are committed (`{MEMORY_SOURCE}`).")
+    from enrichctl.cost import PRICES, Workload, night_usage
+    from stacks.memory import FUNCTION_MEMORY_MB
+
     data = json.loads(path.read_text())
-    header = ["function", "imports MB", "work MB", "needed MB", "at", "rule gives MB"]
+    header = ["function", "imports MB", "work MB", "needed MB", "at", "rule gives MB", "stack MB"]
     rows = [
         [
             f"`{step}`",
@@ -403,15 +416,27 @@ def render_memory(sources: Sources) -> str | None:
             f"{m['needed_mb']:.1f}",
             str(m.get("work", "")),
             str(m.get("memory_mb", "")),
+            str(FUNCTION_MEMORY_MB.get(step, "-")),
         ]
         for step, m in data["steps"].items()
     ]
     machine = data.get("machine", {})
+    nights = " and ".join(f"{ids:,}" for ids in data.get("ids", []))
     intro = (
-        f"From `{MEMORY_SOURCE}` (Python {machine.get('python', '?')}, moto's S3 in-process, so "
-        f"upper bounds). Rule: {data.get('rule', '')}.\n\n"
+        f"From `{MEMORY_SOURCE}` (nights of {nights} IDs, LoadResults at "
+        f"{data.get('load_ids', 0):,}; Python {machine.get('python', '?')}, moto's S3 "
+        f"in-process, so upper bounds). Rule: {data.get('rule', '')}. Stack MB: "
+        "`stacks/memory.py`, what the stack deploys and the cost model prices.\n\n"
     )
-    return _wrap("memory", intro + _table(header, rows, right=1))
+    # QueryIds is kept above its measured need: what that one invocation a night costs.
+    gb_s = night_usage(Workload(1_000_000)).lambda_gb_s["query_ids"]
+    query = PRICES.lambda_per_request + gb_s * PRICES.lambda_per_gb_s
+    outro = (
+        f"\n\nQueryIds runs once a night: at 1,000,000 IDs and its "
+        f"{FUNCTION_MEMORY_MB['query_ids']} MB the cost model prices that invocation at "
+        f"{usd(query)}."
+    )
+    return _wrap("memory", intro + _table(header, rows, right=1) + outro)
 
 
 def render_import_times(sources: Sources) -> str | None:
@@ -436,12 +461,18 @@ def render_import_times(sources: Sources) -> str | None:
         right=1,
     )
     libraries = "; ".join(f"{lib['library']} {lib['import_s']:.2f} s" for lib in data["libraries"])
+    # A night starts about MaxConcurrency InvokeEnrich sandboxes, each importing once.
+    enrich = next(h for h in data["handlers"] if h["handler"] == "invoke_enrich")
+    concurrency = _config(sources).enrichment.max_concurrency
+    xray = (enrich["after_s"] - enrich["after_without_xray_s"]) * concurrency
     return _wrap(
         "import-times",
         f"From `docs/results/import-times.json` ({data['measured']}; {data['machine']}; "
         f"{data['method']}):\n\n{handlers}\n\nEach library imported alone from QueryIds' "
         f"bundle (it holds them all; they overlap: the X-Ray SDK and the connector load part "
-        f"of botocore): {libraries}.",
+        f"of botocore): {libraries}.\n\nAt cdk.json's MaxConcurrency of {concurrency}, about "
+        f"as many InvokeEnrich cold starts a night, the X-Ray SDK adds {xray:.1f} s of Lambda "
+        "time a night.",
     )
 
 

@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from enrichctl.cost import LOADING, NIGHT, NIGHTS_PER_MONTH, Workload, estimate, usd
+from enrichctl.cost import (
+    HOURS_PER_MONTH,
+    LOADING,
+    NIGHT,
+    NIGHTS_PER_MONTH,
+    PRICES,
+    Workload,
+    estimate,
+    usd,
+)
 from enrichctl.exit_codes import EXIT_OK, EXIT_USAGE
 
 
@@ -133,7 +142,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
         usd(report.night),
         f"[bold]{usd(report.month)}[/]",
     )
-    table.add_row("EC2 t2.micro agent (replaced)", "730 h x $0.0116", "", usd(report.agent_month))
+    hourly = f"{HOURS_PER_MONTH:g} h x ${PRICES.ec2_t2_micro_per_hour:g}"
+    table.add_row("EC2 t2.micro agent (replaced)", hourly, "", usd(report.agent_month))
     console = Console(highlight=False)
     console.print(table)
     if report.snowflake:

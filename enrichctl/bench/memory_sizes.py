@@ -20,10 +20,10 @@ For each step it measures, in fresh processes, at each size of `--ids` (the larg
 
 `needed_mb` = import + work, and `memory_mb` = `needed_mb` x (1 + `MARGIN`) rounded up to a
 multiple of 64 MB, at least Lambda's 128 MB. The result is written as JSON (committed as
-bench-results/memory.json; stacks/functions.py states its sizes as constants, and
-tests/infra/test_memory_sizes.py keeps them equal to the file). Measured on this machine's
-CPython, not Lambda's 3.12 on arm64: Lambda's own runtime client adds a few MB, which the
-margin covers.
+bench-results/memory.json; stacks/memory.py sets the sizes the stack deploys and the cost
+model prices, and tests/infra/test_memory_sizes.py keeps them equal to the file). Measured
+on this machine's CPython, not Lambda's 3.12 on arm64: Lambda's own runtime client adds a
+few MB, which the margin covers.
 """
 
 from __future__ import annotations
@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             out = _probe_small(args.probe_small)
         stdout.write(json.dumps(out) + "\n")
         return 0
-    from enrichctl.cost import FUNCTION_MEMORY_MB
+    use_repo_code()
+    from stacks.memory import FUNCTION_MEMORY_MB
 
     result = measure(args.ids, args.load_ids, dict(FUNCTION_MEMORY_MB))
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from enrichctl.bench.table import BenchRow, HandlerMemory
-from enrichctl.cost import FUNCTION_MEMORY_MB, Workload, estimate, template_counts
+from enrichctl.cost import Workload, estimate, template_counts
 from enrichctl.paths import REPO_ROOT
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -382,4 +382,4 @@ def _map_concurrency(template: dict[str, Any]) -> int | None:
     return None
 
 
-__all__ = ["FUNCTION_MEMORY_MB", "BenchError", "BenchOptions", "CpuAccount", "run_bench"]
+__all__ = ["BenchError", "BenchOptions", "CpuAccount", "run_bench"]

@@ -21,10 +21,10 @@ from typing import Any
 from enrichctl.local_run.history import (
     event_details,
     execution_history,
+    json_or_none,
     state_errors,
     state_rows,
 )
-from enrichctl.local_run.history import json_or_none as _loads
 from enrichctl.local_run.report import TERMINAL, RunReport, run_id_in
 from enrichctl.ops.aws import Deployment, OpsError, aws_errors
 from enrichctl.paths import use_repo_code
@@ -144,7 +144,7 @@ def counts_from_events(events: list[dict[str, Any]]) -> Counts:
     for event in reversed(events):
         details = event_details(event)
         for key in ("output", "input"):
-            counts.absorb(_loads(details.get(key)))
+            counts.absorb(json_or_none(details.get(key)))
     return counts
 
 
@@ -191,10 +191,10 @@ def run_facts(
     Without `events`, a run that has no output (failed, aborted) costs one more call: the
     last TAIL_EVENTS events of its history, where its latest step payloads are.
     """
-    run_input = _loads(described.get("input")) or {}
+    run_input = json_or_none(described.get("input")) or {}
     name = str(described.get("name") or described["executionArn"].rsplit(":", 1)[-1])
     counts = counts_from_events(events or [])
-    counts.absorb(_loads(described.get("output")))
+    counts.absorb(json_or_none(described.get("output")))
     if events is None and counts.ids is None and described["status"] != "RUNNING":
         tail = history(dep, described["executionArn"], newest_first=TAIL_EVENTS)
         counts = counts_from_events(tail)
@@ -302,7 +302,7 @@ def batch_list(dep: Deployment, run_id: str) -> list[dict[str, Any]]:
 def failure_text(record: dict[str, Any]) -> str:
     """`ErrorName: message` of a failed batch record."""
     error = record.get("error") or {}
-    cause = _loads(error.get("Cause")) if isinstance(error, dict) else None
+    cause = json_or_none(error.get("Cause")) if isinstance(error, dict) else None
     message = cause.get("errorMessage") if isinstance(cause, dict) else error.get("Cause")
     name = error.get("Error", "error") if isinstance(error, dict) else "error"
     return f"{name}: {str(message or '').strip().splitlines()[0] if message else ''}".rstrip(": ")
@@ -338,7 +338,7 @@ def detail(dep: Deployment, described: dict[str, Any]) -> RunDetail:
         output_dir=f"s3://{dep.bucket}/{run_prefix(facts.run_id)}",
         states=rows,
         history=events,
-        output=_loads(described.get("output")),
+        output=json_or_none(described.get("output")),
         loaded_ids=counts.loaded_ids or 0,
         skipped_fresh_ids=counts.skipped_fresh_ids or 0,
     )
@@ -436,7 +436,7 @@ def plan_retry(
     arn = described["executionArn"]
     name = str(described.get("name") or arn.rsplit(":", 1)[-1])
     status = str(described["status"])
-    run_input = _loads(described.get("input")) or {}
+    run_input = json_or_none(described.get("input")) or {}
     run_id = run_id_in(run_input, name)
     if status in ("RUNNING", "PENDING_REDRIVE"):
         raise OpsError(f"refused: {name} is still {status}; wait for it (`enrichctl show {name}`)")

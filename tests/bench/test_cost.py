@@ -1,8 +1,9 @@
 """The cost model: prices, counts and arithmetic that the README's cost table relies on."""
 
-import ast
 import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import pytest
 from enrichctl.bench.cli import cmd_cost
 from enrichctl.cli import build_parser
 from enrichctl.cost import (
-    FUNCTION_MEMORY_MB,
     HOURS_PER_MONTH,
     LOADING,
     NIGHT,
@@ -23,7 +23,9 @@ from enrichctl.cost import (
     express_billed_ms,
     night_usage,
     template_counts,
+    usd,
 )
+from stacks.memory import FUNCTION_MEMORY_MB
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,23 +46,18 @@ def test_design_prices():
     assert PRICES.lambda_per_gb_s == pytest.approx(0.0000133334)
 
 
-def test_function_memory_matches_the_stack():
-    # stacks/functions.py is the source of truth; importing it would pull in CDK, so read it.
-    tree = ast.parse((REPO / "stacks" / "functions.py").read_text())
-    constants = {  # module-level NAME = <int> (e.g. LOAD_RESULTS_MEMORY_MB = 512)
-        node.targets[0].id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.targets[0], ast.Name)
-        and isinstance(node.value, ast.Constant)
-    }
-    found = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "StepSpec":
-            step = node.args[0].value
-            value = next(k.value for k in node.keywords if k.arg == "memory_mb")
-            found[step] = value.value if isinstance(value, ast.Constant) else constants[value.id]
-    assert found == FUNCTION_MEMORY_MB
+def test_the_cost_model_prices_the_stacks_memory_without_loading_cdk():
+    """`enrichctl cost` reads the sizes the stack deploys (stacks/memory.py) and stays free of
+    aws_cdk, which stacks/functions.py would load."""
+    code = (
+        "import sys; from enrichctl.cost import Workload; from stacks.memory import "
+        "FUNCTION_MEMORY_MB as m; assert Workload(1).memory_mb == m, m; "
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('aws_cdk', 'constructs')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(("ids", "batches"), [(1, 1), (70, 1), (71, 2), (1_000_000, 14_286)])
@@ -302,3 +299,40 @@ def test_cli_cost_prints_both_subtotals(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "subtotal without results loading" in out and "subtotal results loading" in out
     assert out.index("subtotal without results loading") < out.index("Loading: LoadResults")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "$0"),
+        (8.468, "$8.47"),
+        (1234.5, "$1,234.50"),
+        (0.9999, "$1.00"),
+        (0.1, "$0.10"),
+        (0.0238, "$0.024"),
+        (0.000284, "$0.00028"),
+        (0.0000251, "$0.000025"),
+        (-0.0238, "-$0.024"),
+    ],
+)
+def test_usd_keeps_two_significant_digits_below_a_dollar(value, text):
+    assert usd(value) == text
+
+
+def test_cli_cost_prints_the_figures_the_costs_page_shows(capsys, monkeypatch):
+    """docs/costs.md says its rows are what `enrichctl cost` prints: every dollar cell of the
+    rendered 1,000,000-ID breakdown is on the CLI's line of the same service."""
+    from tools.docs import Sources, render_cost_night
+
+    monkeypatch.setenv("COLUMNS", "250")  # no wrapped cells
+    assert cmd_cost(build_parser().parse_args(["cost", "--ids", "1000000"])) == 0
+    printed = {
+        cells[0]: cells[2:]
+        for line in capsys.readouterr().out.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 4
+    }
+    rows = [line.strip("| ").split(" | ") for line in render_cost_night(Sources()).splitlines()]
+    services = [row for row in rows if len(row) == 4 and row[0] in printed]
+    assert len(services) >= 9  # every line and fixed cost of the block, not just a few
+    for service, _, night, month in services:
+        assert printed[service] == [night, month], service

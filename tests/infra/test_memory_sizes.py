@@ -13,22 +13,14 @@ from typing import Any
 import pytest
 
 from enrichctl.bench.memory_sizes import MARGIN, MIN_MB, STEP_MB, size_for
-from enrichctl.cost import FUNCTION_MEMORY_MB
-from stacks import functions
+from stacks.memory import FUNCTION_MEMORY_MB
 from tests.infra.conftest import resources
 
 MEASURED = json.loads(
     (Path(__file__).resolve().parents[2] / "bench-results" / "memory.json").read_text()
 )
-#: Kept above its measured size on purpose (CPU scales with memory; see stacks/functions.py).
+#: Kept above its measured size on purpose (CPU scales with memory; see stacks/memory.py).
 CPU_BOUND = {"query_ids"}
-CONSTANTS = {
-    "query_ids": functions.QUERY_IDS_MEMORY_MB,
-    "build_url": functions.BUILD_URL_MEMORY_MB,
-    "invoke_enrich": functions.INVOKE_ENRICH_MEMORY_MB,
-    "count_failed": functions.COUNT_FAILED_MEMORY_MB,
-    "load_results": functions.LOAD_RESULTS_MEMORY_MB,
-}
 
 
 @pytest.mark.parametrize(
@@ -41,7 +33,7 @@ def test_rule_adds_the_margin_and_rounds_up_to_64_mb(needed: float, size: int) -
 
 
 def test_the_file_follows_its_own_rule() -> None:
-    assert set(MEASURED["steps"]) == set(CONSTANTS)
+    assert set(MEASURED["steps"]) == set(FUNCTION_MEMORY_MB)
     for step, figures in MEASURED["steps"].items():
         assert figures["needed_mb"] == pytest.approx(
             figures["import_mb"] + max(0.0, figures["work_mb"]), abs=0.11
@@ -49,14 +41,13 @@ def test_the_file_follows_its_own_rule() -> None:
         assert figures["memory_mb"] == size_for(figures["needed_mb"]), step
 
 
-@pytest.mark.parametrize("step", sorted(CONSTANTS))
+@pytest.mark.parametrize("step", sorted(FUNCTION_MEMORY_MB))
 def test_configured_memory_is_the_measured_size(step: str) -> None:
     measured = MEASURED["steps"][step]["memory_mb"]
     if step in CPU_BOUND:
-        assert CONSTANTS[step] >= measured
+        assert FUNCTION_MEMORY_MB[step] >= measured
     else:
-        assert CONSTANTS[step] == measured
-    assert FUNCTION_MEMORY_MB[step] == CONSTANTS[step]  # the cost model prices the same size
+        assert FUNCTION_MEMORY_MB[step] == measured
 
 
 def test_the_template_deploys_those_sizes(template: dict[str, Any]) -> None:
@@ -65,4 +56,4 @@ def test_the_template_deploys_those_sizes(template: dict[str, Any]) -> None:
         for r in resources(template, "AWS::Lambda::Function").values()
         if r["Properties"].get("Handler", "").endswith(".handler.lambda_handler")
     }
-    assert deployed == CONSTANTS
+    assert deployed == FUNCTION_MEMORY_MB

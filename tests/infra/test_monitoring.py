@@ -148,6 +148,9 @@ def test_dashboard_counts_ids_and_batches_from_every_function_log_group(
 
 @pytest.mark.parametrize("field", list(NIGHT_COUNTS))
 def test_query_sums_each_field_once(field: str) -> None:
+    """The only test that fails when a field is summed twice or left out of the filter (a
+    line holding only that field would then be dropped): the dashboard test above checks
+    only that each sum is there."""
     query = night_counts_query()
     assert query.count(f"sum({field})") == 1
     assert f"ispresent({field})" in query
