@@ -162,6 +162,11 @@ def _cost_report(ids: int, fresh_share: float = 0.0) -> Any:
     return estimate(Workload(ids=ids, fresh_share=fresh_share))
 
 
+def _service_cost(report: Any, prefix: str, per: str = "night") -> float:
+    """The `per` ("night" or "month") cost of the lines whose service starts with `prefix`."""
+    return sum(getattr(x, per) for x in report.lines if x.service.startswith(prefix))
+
+
 def _command(ids: int, fresh_share: float) -> str:
     fresh = f" --fresh-share {fresh_share:g}" if fresh_share else ""
     return f"enrichctl cost --ids {ids}{fresh}"
@@ -174,7 +179,7 @@ def render_cost_table(sources: Sources) -> str:
         report = _cost_report(ids, fresh)
         cells = [label, f"{report.batches:,}"]
         for _, prefix in COST_COLUMNS:
-            cells.append(usd(sum(x.night for x in report.lines if x.service.startswith(prefix))))
+            cells.append(usd(_service_cost(report, prefix)))
         cells += [
             usd(report.night),
             usd(report.month_fixed),
@@ -247,10 +252,6 @@ def render_cost_prices(sources: Sources) -> str:
     return _wrap("cost-prices", text)
 
 
-def _line_month(report: Any, prefix: str) -> float:
-    return sum(x.month for x in report.lines if x.service.startswith(prefix))
-
-
 def render_cost_notes(sources: Sources) -> str:
     """The figures the costs page's prose quotes, computed from the model."""
     from enrichctl.cost import CHILD_LOG_BYTES_AT_ALL, PRICES, Workload, estimate, night_usage
@@ -262,10 +263,11 @@ def render_cost_notes(sources: Sources) -> str:
     batches = full.batches
     answers_put = batches * PRICES.s3_put_per_request
     standard_child = 2 * PRICES.sfn_standard_per_transition
-    express = sum(x.night for x in full.lines if x.service.startswith("Step Functions Express"))
+    express = _service_cost(full, "Step Functions Express")
     fixed = ", ".join(x.detail for x in full.fixed_month)
     # The counts table scans the functions' logs of the dashboard's whole time range.
     view = DASHBOARD_DAYS * night_usage(Workload(1_000_000)).log_gb
+    metric_month = _service_cost(full, "CloudWatch custom metric", "month")
     at_all = estimate(Workload(1_000_000, child_log_bytes=CHILD_LOG_BYTES_AT_ALL)).month
     lines = [
         f"- Fixed = {fixed} ({usd(full.month_fixed)} a month): what the stack costs with no IDs.",
@@ -277,7 +279,7 @@ def render_cost_notes(sources: Sources) -> str:
         f"- CloudWatch Logs: the state machine logs level ERROR, so a clean night's children "
         f"write nothing to the execution log; the logs are the functions' own lines "
         f"(~{w('enrich_log_bytes') / 1000:.1f} KB per InvokeEnrich call): "
-        f"{usd(_line_month(full, 'CloudWatch Logs'))} a month at 1,000,000 IDs.",
+        f"{usd(_service_cost(full, 'CloudWatch Logs', 'month'))} a month at 1,000,000 IDs.",
         f"- Each view of the dashboard's counts table scans its {DASHBOARD_DAYS} days of the "
         f"functions' logs: {usd(view * PRICES.logs_insights_per_gb_scanned)} a view of "
         "1,000,000-ID nights.",
@@ -285,7 +287,7 @@ def render_cost_notes(sources: Sources) -> str:
         f"execution log (its batch twice and seven events): {usd(at_all - full.month)} a month "
         "more at 1,000,000 IDs.",
         f"- The one custom metric, FailedBatches, is put once a night and billed per hour in "
-        f"which it gets data: {usd(_line_month(full, 'CloudWatch custom metric'))} a month.",
+        f"which it gets data: {usd(metric_month)} a month.",
         f"- Why the map's children are Express: as a Standard execution each batch costs at "
         f"least 2 state transitions ({usd(standard_child)}, more with retries) against about "
         f"{usd(express / batches)} as an Express request plus duration: at 1,000,000 IDs "
