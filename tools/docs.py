@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from enrichctl.cost import usd
+from enrichctl.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
 BENCH_RESULTS = RESULTS_DIR / "bench.json"
 #: Written by `python -m enrichctl.bench.memory_sizes` (its default place).
