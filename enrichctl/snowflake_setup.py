@@ -33,7 +33,6 @@ from stacks.config.context import load_config, with_local_placeholders  # noqa: 
 from stacks.config.models import (  # noqa: E402
     LoadConfig,
     PipelineConfig,
-    source_stage_name,
     stage_role_arn,
 )
 from stacks.config.problems import ConfigError  # noqa: E402
@@ -73,8 +72,8 @@ class SetupPlan:
     def stages(self) -> dict[str, str]:
         """Stage name -> URL."""
         stages = {self.load.stage: self.runs_url}
-        if self.load.source:
-            stages[source_stage_name(self.load.stage)] = self.load.source
+        if self.load.source_stage:
+            stages[self.load.source_stage] = self.load.source
         return stages
 
     def tables(self) -> dict[str, tuple[tuple[str, str], ...]]:
