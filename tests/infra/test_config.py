@@ -16,6 +16,7 @@ from stacks.config.cron import dst_gaps, parse_cron_times
 from stacks.config.problems import ConfigError
 from stacks.config.schema import SCHEMA_DIR
 from stacks.synth import REPO_ROOT, cdk_json_context
+from tests.config_keys import leaf_keys
 from tests.test_shared_imports import LAMBDAS, imported_modules
 
 TODAY = date(2026, 11, 25)
@@ -434,13 +435,6 @@ def test_a_check_without_words_of_its_own_still_names_key_value_and_fix(monkeypa
 
 
 # --------------------------------------------------------------------------- schema, reference
-
-
-def leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in node.items():
-        keys += leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
-    return keys
 
 
 def test_the_committed_json_schemas_are_the_models_schemas() -> None:

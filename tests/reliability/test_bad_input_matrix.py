@@ -17,6 +17,7 @@ from enrich_shared.storage import ids_key
 from enrichctl.local_run.template import REPO_ROOT
 from stacks.config.context import DEFAULTS, load_config, with_local_placeholders
 from stacks.config.problems import ConfigError
+from tests.config_keys import leaf_keys
 from tests.log_counts import logged_counts
 from tests.reliability.support import (
     api_requests_well_formed,
@@ -334,16 +335,6 @@ WRONG_CONFIG: dict[str, tuple[Any, Any]] = {
     "retention.logDays": (8, "30"),
     "logLevel": ("TRACE", 5),
 }
-
-
-def leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in node.items():
-        if isinstance(value, dict):
-            keys += leaf_keys(value, f"{prefix}{key}.")
-        else:
-            keys.append(f"{prefix}{key}")
-    return keys
 
 
 def config_error(dotted: str, value: Any) -> str:
