@@ -499,7 +499,8 @@ def test_without_loading_the_definition_has_no_load_step() -> None:
 
 
 def test_load_source_adds_the_source_stage_named_as_snowflake_setup_creates_it() -> None:
-    from enrichctl.snowflake_setup import source_stage_name
+    # snowflake-setup names it with LoadConfig.source_stage, which calls source_stage_name.
+    from stacks.config.models import source_stage_name
     from stacks.synth import synth_template
 
     template = synth_template({"pipeline.load.source": "s3://partner-results/imdb/out/"})
